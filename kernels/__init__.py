@@ -1,0 +1,18 @@
+"""Triton kernels for theorylab, installed as ``theorylab.kernels``.
+
+One file per operation, each holding
+
+* ``_<op>_kernel``: the ``@triton.jit`` kernel;
+* ``<op>(...)``: the public launcher, which validates its inputs and runs the Triton kernel for CUDA
+  tensors (or on the CPU when Triton's interpreter is on, ``TRITON_INTERPRET=1``) and the torch
+  reference otherwise;
+* ``<op>_reference(...)``: the same quantity in plain torch, written independently of the kernel.
+
+``TRITON_INTERPRET`` must be set before this package is imported: ``@triton.jit`` reads it when the
+kernels are defined.
+"""
+
+from .dispatch import interpreter_on, use_triton
+from .lsa_moments import lsa_moments, lsa_moments_reference
+
+__all__ = ["interpreter_on", "use_triton", "lsa_moments", "lsa_moments_reference"]

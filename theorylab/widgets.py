@@ -1,0 +1,84 @@
+"""Explore panels: ipywidgets controls over a drawing function, with a static fallback figure.
+
+The static book cannot run widgets, so every panel comes with a figure that draws the same function
+at a few fixed settings. A chapter writes::
+
+    panel, fallback = explore(draw, controls={"n": IntSlider(20, 2, 80)},
+                              fallback=[{"n": 5}, {"n": 20}, {"n": 80}])
+    display(panel)   # live in JupyterLab
+    fallback         # shown in the rendered book
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+from .plotting import figure
+
+
+def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
+            fallback: Sequence[Mapping], *, title: Callable[[Mapping], str] | None = None):
+    """Build a live panel and a static fallback figure for ``draw(ax, **params)``.
+
+    Parameters
+    ----------
+    draw : callable
+        ``draw(ax, **params)`` draws one setting onto a matplotlib ``Axes``.
+    controls : mapping of str to ipywidgets value widgets
+        One control per keyword of ``draw``; its ``value`` is the parameter.
+    fallback : sequence of mappings
+        Settings drawn side by side in the static figure (one panel each, 1 to 4 of them).
+    title : callable, optional
+        Makes a panel title from a setting; by default ``"n=20, d=5"``.
+
+    Returns
+    -------
+    panel : ipywidgets.VBox
+        The controls above an output area redrawn on every change.
+    fallback_figure : matplotlib.figure.Figure
+        ``draw`` at each fallback setting.
+    """
+    if not callable(draw):
+        raise TypeError(f"draw must be callable, got {type(draw).__name__}")
+    if not controls:
+        raise ValueError("controls must name at least one control")
+    for name, control in controls.items():
+        if not hasattr(control, "observe") or not hasattr(control, "value"):
+            raise TypeError(f"controls[{name!r}] must be an ipywidgets value widget, got {control!r}")
+    if not 1 <= len(fallback) <= 4:
+        raise ValueError(f"fallback must hold 1 to 4 settings, got {len(fallback)}")
+    for setting in fallback:
+        unknown = set(setting) - set(controls)
+        if unknown:
+            raise ValueError(f"fallback setting {dict(setting)} names unknown controls {sorted(unknown)}")
+    title = title or (lambda s: ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in s.items()))
+
+    output = widgets.Output()
+
+    def redraw(_change=None):
+        params = {name: control.value for name, control in controls.items()}
+        with output:
+            output.clear_output(wait=True)
+            fig, ax = figure()
+            draw(ax, **params)
+            ax.set_title(title(params))
+            plt.show(fig)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    panel = widgets.VBox([widgets.HBox(list(controls.values())), output])
+
+    defaults = {name: control.value for name, control in controls.items()}
+    fig, axes = figure(1, len(fallback))
+    axes = [axes] if len(fallback) == 1 else list(axes.ravel())
+    for ax, setting in zip(axes, fallback, strict=True):
+        params = {**defaults, **setting}
+        draw(ax, **params)
+        ax.set_title(title(setting))
+    plt.close(fig)  # shown by the caller, not twice by the inline backend
+    return panel, fig
