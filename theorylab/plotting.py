@@ -40,7 +40,8 @@ def use_style() -> None:
 
 def figure(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
            height: float | None = None, **kwargs):
-    """A new figure in the book's style: ``fig, axes = figure(1, 2)``.
+    """A new figure in the book's style: ``fig, axes = figure(1, 2)`` (axes squeezed as in
+    ``plt.subplots``).
 
     ``width`` and ``height`` are in inches; by default 4.2 in per column (6.4 in for one) and
     3.4 in per row.
@@ -50,5 +51,4 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
     use_style()
     width = width or (6.4 if ncols == 1 else 4.2 * ncols)
     height = height or 3.4 * nrows + (0.6 if nrows == 1 else 0.0)
-    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False if nrows * ncols > 1
-                        else True, **kwargs)
+    return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
