@@ -184,12 +184,15 @@ def ridge_predict(X, y, x_query, sigma: float, *, weight_cov=None) -> torch.Tens
     if not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be finite and non-negative, got {sigma!r}")
     d = X.shape[-1]
-    prior_precision = (torch.eye(d, dtype=X.dtype, device=X.device) if weight_cov is None else
-                       torch.linalg.inv(torch.as_tensor(weight_cov, dtype=X.dtype, device=X.device)))
-    A = X.transpose(1, 2) @ X + sigma**2 * prior_precision
+    prior = (torch.eye(d, dtype=X.dtype, device=X.device) if weight_cov is None else
+             torch.as_tensor(weight_cov, dtype=X.dtype, device=X.device))
     if sigma == 0:
-        A = A + 1e-10 * torch.eye(d, dtype=X.dtype, device=X.device)
-    w_hat = torch.linalg.solve(A, torch.einsum("bnd,bn->bd", X, y))
+        # Noiseless limit: the minimum-Σ_w⁻¹-norm interpolant Σ_w Xᵀ (X Σ_w Xᵀ)⁺ y (also for n < d).
+        w_hat = torch.einsum("ij,bnj,bn->bi", prior, X,
+                             (torch.linalg.pinv(X @ prior @ X.transpose(1, 2)) @ y.unsqueeze(-1)).squeeze(-1))
+    else:
+        A = X.transpose(1, 2) @ X + sigma**2 * torch.linalg.inv(prior)
+        w_hat = torch.linalg.solve(A, torch.einsum("bnd,bn->bd", X, y))
     return (w_hat * x_query).sum(-1)
 
 
@@ -341,14 +344,15 @@ def _standard_error(per_chunk: torch.Tensor) -> float:
 
 def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelfAttention | None = None,
                   prompts: int, chunks: int = 32, response: str = "linear", cov=None,
-                  weight_cov=None, seed: int = 0, device=None) -> StreamedRisk:
+                  weight_cov=None, seed: int = 0, device=None, backend: str = "auto") -> StreamedRisk:
     """Stream ``prompts`` fresh prompts in ``chunks`` chunks through
     :func:`theorylab.kernels.lsa_moments` and return their moments.
 
     Give either ``gamma`` (one GD step with preconditioner Γ [d, d], or a scalar step) or a trained
     ``layer``. On a GPU (or under Triton's interpreter) the Triton kernel runs; otherwise its torch
-    reference, through the same function. The same ``seed`` and ``chunks`` give the same prompts,
-    so two predictors can be compared on identical data.
+    reference, through the same function (``backend`` as in :func:`theorylab.kernels.lsa_moments`).
+    The same ``seed`` and ``chunks`` give the same prompts, so two predictors can be compared on
+    identical data.
     """
     _check_nd_sigma(n, d, sigma)
     if (gamma is None) == (layer is None):
@@ -368,7 +372,7 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     rows, sizes = [], []
     for X, y, xq, yq in _prompt_chunks(prompts, chunks, n, d, sigma, cov=cov, weight_cov=weight_cov,
                                        response=response, seed=seed, dtype=dtype, device=device):
-        rows.append(lsa_moments(X, y, xq, yq, p, K).cpu())
+        rows.append(lsa_moments(X, y, xq, yq, p, K, backend=backend).cpu())
         sizes.append(len(yq))
     return StreamedRisk(torch.stack(rows), torch.tensor(sizes, dtype=torch.float64))
 

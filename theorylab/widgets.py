@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 from .plotting import figure
 
@@ -66,7 +67,8 @@ def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
             fig, ax = figure()
             draw(ax, **params)
             ax.set_title(title(params))
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
 
     for control in controls.values():
         control.observe(redraw, names="value")

@@ -1,0 +1,102 @@
+"""config, seeding, plotting, training and widgets."""
+
+import ipywidgets as widgets
+import matplotlib
+import pytest
+import torch
+
+from theorylab import config
+from theorylab.plotting import figure
+from theorylab.seeding import make_generator
+from theorylab.training import train
+from theorylab.widgets import explore
+
+
+def test_scale_default_full_and_invalid(monkeypatch):
+    monkeypatch.delenv("THEORYLAB_SCALE", raising=False)
+    assert config.scale() == "small" and config.at_scale(1, 2) == 1
+    monkeypatch.setenv("THEORYLAB_SCALE", "FULL")
+    assert config.is_full() and config.at_scale(1, 2) == 2
+    monkeypatch.setenv("THEORYLAB_SCALE", "huge")
+    with pytest.raises(ValueError, match="THEORYLAB_SCALE.*'huge'"):
+        config.scale()
+
+
+def test_device_is_cpu_without_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert config.device().type == expected
+
+
+def test_generator_same_seed_same_numbers():
+    a = torch.randn(5, generator=make_generator(3))
+    b = torch.randn(5, generator=make_generator(3))
+    c = torch.randn(5, generator=make_generator(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    gen = make_generator(1)
+    assert make_generator(gen) is gen
+    with pytest.raises(ValueError, match="seed"):
+        make_generator(-1)
+    with pytest.raises(TypeError, match="seed"):
+        make_generator(1.5)
+
+
+def test_figure_style_and_shapes():
+    fig, axes = figure(1, 3)
+    assert len(axes) == 3 and fig.get_size_inches()[0] == pytest.approx(12.6)
+    assert matplotlib.rcParams["axes.spines.top"] is False
+    with pytest.raises(ValueError, match="nrows"):
+        figure(0, 1)
+
+
+def test_train_minimises_a_quadratic():
+    w = torch.nn.Parameter(torch.zeros(3))
+    target = torch.tensor([1.0, -2.0, 0.5])
+    losses = train([w], lambda step: (w - target).pow(2).sum(), steps=300, lr=0.1, progress=False)
+    assert losses.shape == (300,) and losses[-1] < 1e-4 * losses[0]
+    assert torch.allclose(w, target, atol=1e-2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(steps=0, lr=0.1), "steps"), (dict(steps=5, lr=-1.0), "lr"),
+    (dict(steps=5, lr=0.1, optimizer="lbfgs"), "optimizer"),
+    (dict(steps=5, lr=0.1, schedule="step"), "schedule"),
+])
+def test_train_validates(kwargs, match):
+    w = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(ValueError, match=match):
+        train([w], lambda step: w.sum(), progress=False, **kwargs)
+
+
+def test_train_stops_on_nan():
+    w = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(FloatingPointError, match="step 0"):
+        train([w], lambda step: w.sum() * float("nan"), steps=3, lr=0.1, progress=False)
+
+
+def test_explore_panel_redraws_and_fallback_draws_each_setting():
+    calls = []
+
+    def draw(ax, a, b):
+        calls.append((a, b))
+        ax.plot([0, 1], [a, b])
+
+    slider = widgets.IntSlider(1, min=0, max=5)
+    panel, fig = explore(draw, {"a": slider, "b": widgets.FloatSlider(0.5)},
+                         fallback=[{"a": 2}, {"a": 3, "b": 1.0}])
+    assert isinstance(panel, widgets.VBox)
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "a=3, b=1"
+    slider.value = 4
+    assert calls[-1] == (4, 0.5)
+    assert (2, 0.5) in calls and (3, 1.0) in calls
+
+
+def test_explore_validates():
+    def draw(ax, a):
+        return None
+
+    with pytest.raises(ValueError, match="unknown controls"):
+        explore(draw, {"a": widgets.IntSlider()}, fallback=[{"z": 1}])
+    with pytest.raises(ValueError, match="1 to 4"):
+        explore(draw, {"a": widgets.IntSlider()}, fallback=[])
+    with pytest.raises(TypeError, match="controls"):
+        explore(draw, {"a": 3}, fallback=[{"a": 1}])

@@ -1,0 +1,78 @@
+"""Triton kernels against their torch references, in Triton's CPU interpreter (see conftest.py).
+
+Shapes are small and odd (not multiples of the block sizes) so that a wrong mask or an off-by-one
+tile shows. The kernel computes in float32; the reference runs in float64 on the same inputs.
+"""
+
+import pytest
+import torch
+
+from theorylab.kernels import interpreter_on, lsa_moments, lsa_moments_reference, use_triton
+
+SHAPES = [(1, 1, 1), (7, 13, 5), (9, 33, 3), (5, 70, 9), (6, 17, 17), (3, 300, 2)]
+
+
+def make_inputs(batch, n, d, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(*shape, generator=gen, dtype=dtype) for shape in
+                 [(batch, n, d), (batch, n), (batch, d), (batch,), (d + 1,), (d + 1, d)])
+
+
+def test_interpreter_is_on_for_the_kernel_tests():
+    assert interpreter_on(), "conftest.py must set TRITON_INTERPRET=1 before the kernels are imported"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lsa_moments_matches_reference(shape):
+    inputs = make_inputs(*shape)
+    got = lsa_moments(*inputs, backend="triton")
+    want = lsa_moments_reference(*(t.double() for t in inputs))
+    assert got.dtype == torch.float64 and got.shape == (3,)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+def test_lsa_moments_one_step_gd_special_case():
+    # p = e_{d+1}, K = [Γ; 0] gives the one-step GD prediction gᵀΓx_q.
+    batch, n, d = 11, 19, 6
+    X, y, x_q, y_q, _, _ = make_inputs(batch, n, d, seed=1)
+    gamma = torch.randn(d, d, generator=torch.Generator().manual_seed(2))
+    p = torch.zeros(d + 1)
+    p[d] = 1.0
+    K = torch.cat([gamma, torch.zeros(1, d)])
+    g = torch.einsum("bn,bnd->bd", y.double(), X.double()) / n
+    y_hat = torch.einsum("bi,ij,bj->b", g, gamma.double(), x_q.double())
+    want = torch.stack([(y_hat**2).sum(), (y_hat * y_q.double()).sum(), (y_q.double() ** 2).sum()])
+    torch.testing.assert_close(lsa_moments(X, y, x_q, y_q, p, K, backend="triton"), want,
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_auto_backend_picks_triton_under_the_interpreter_and_torch_when_asked():
+    X = torch.zeros(1, 1, 1)
+    assert use_triton(X, "auto") and not use_triton(X, "torch")
+    inputs = make_inputs(4, 5, 3, seed=3)
+    torch.testing.assert_close(lsa_moments(*inputs, backend="torch"),
+                               lsa_moments_reference(*inputs))
+    with pytest.raises(ValueError, match="backend"):
+        use_triton(X, "cuda")
+
+
+@pytest.mark.parametrize("position, bad, match", [
+    (0, torch.zeros(2, 3), "X must have shape"),
+    (1, torch.zeros(2, 4), "y must have shape"),
+    (2, torch.zeros(2, 5), "x_query must have shape"),
+    (3, torch.zeros(3), "y_query must have shape"),
+    (4, torch.zeros(3), "p must have shape"),
+    (5, torch.zeros(3, 3), "K must have shape"),
+])
+def test_lsa_moments_validates_shapes(position, bad, match):
+    inputs = list(make_inputs(2, 3, 3))
+    inputs[position] = bad
+    with pytest.raises(ValueError, match=match):
+        lsa_moments(*inputs)
+
+
+def test_lsa_moments_validates_dtypes():
+    inputs = list(make_inputs(2, 3, 3))
+    inputs[0] = inputs[0].to(torch.int64)
+    with pytest.raises(TypeError, match="X must have a floating dtype"):
+        lsa_moments(*inputs)
