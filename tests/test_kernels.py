@@ -6,7 +6,6 @@ tile shows. The kernel computes in float32; the reference runs in float64 on the
 
 import pytest
 import torch
-
 from theorylab.kernels import interpreter_on, lsa_moments, lsa_moments_reference, use_triton
 
 SHAPES = [(1, 1, 1), (7, 13, 5), (9, 33, 3), (5, 70, 9), (6, 17, 17), (3, 300, 2)]
