@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 #: Colours used across chapters, so that the same idea keeps the same colour.
 COLORS = {
@@ -34,14 +35,33 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (idempotent)."""
+    """Apply the book's matplotlib style and, inside IPython, show returned figures (idempotent)."""
     mpl.rcParams.update(STYLE)
+    _show_figures_in_ipython()
+
+
+def _show_figures_in_ipython() -> None:
+    # Our figures are plain ``Figure`` objects, not pyplot's, so that a cell shows each once. IPython
+    # displays them once a PNG formatter is registered for ``Figure`` (what ``%matplotlib inline`` does).
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    if Figure not in shell.display_formatter.formatters["image/png"].type_printers:
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
 
 
 def figure(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
            height: float | None = None, **kwargs):
     """A new figure in the book's style: ``fig, axes = figure(1, 2)`` (axes squeezed as in
     ``plt.subplots``).
+
+    The figure is not registered with pyplot, so a notebook shows it once, when a cell returns or
+    displays it (pyplot figures are also shown automatically at the end of the cell).
 
     ``width`` and ``height`` are in inches; by default 4.2 in per column (6.4 in for one) and
     3.4 in per row.
@@ -51,4 +71,18 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
     use_style()
     width = width or (6.4 if ncols == 1 else 4.2 * ncols)
     height = height or 3.4 * nrows + (0.6 if nrows == 1 else 0.0)
-    return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def log_scale(ax, axis: str = "x") -> None:
+    """Put ``axis`` ("x", "y" or "both") of ``ax`` on a log scale labelled with plain numbers at
+    1, 2, 5 × 10^k (instead of matplotlib's crowded ``2×10⁰`` minor labels)."""
+    if axis not in ("x", "y", "both"):
+        raise ValueError(f"axis must be 'x', 'y' or 'both', got {axis!r}")
+    for name in ("x", "y") if axis == "both" else (axis,):
+        getattr(ax, f"set_{name}scale")("log")
+        target = getattr(ax, f"{name}axis")
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        target.set_minor_formatter(NullFormatter())

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 from IPython.display import display
 
 from .plotting import figure
@@ -68,7 +67,6 @@ def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
             draw(ax, **params)
             ax.set_title(title(params))
             display(fig)
-            plt.close(fig)
 
     for control in controls.values():
         control.observe(redraw, names="value")
@@ -82,5 +80,4 @@ def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
         params = {**defaults, **setting}
         draw(ax, **params)
         ax.set_title(title(setting))
-    plt.close(fig)  # shown by the caller, not twice by the inline backend
     return panel, fig
