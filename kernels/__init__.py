@@ -14,5 +14,7 @@ kernels are defined.
 
 from .dispatch import interpreter_on, use_triton
 from .lsa_moments import lsa_moments, lsa_moments_reference
+from .ordered_lowrank import ordered_lowrank, ordered_lowrank_reference
 
-__all__ = ["interpreter_on", "use_triton", "lsa_moments", "lsa_moments_reference"]
+__all__ = ["interpreter_on", "use_triton", "lsa_moments", "lsa_moments_reference", "ordered_lowrank",
+           "ordered_lowrank_reference"]

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from theorylab import lowrank as lr
+
+
+def test_layer_shapes_forward_and_importance():
+    layer = lr.OrderedLowRankLinear(5, 3, seed=1)
+    assert layer.U.shape == (3, 3) and layer.V.shape == (5, 3) and layer.rank == 3
+    x = torch.randn(4, 5, dtype=torch.float64)
+    torch.testing.assert_close(layer(x, rank=2), x @ layer.product(2).T)
+    torch.testing.assert_close(layer(x), x @ layer.product().T)
+    with torch.no_grad():
+        layer.U[:, 0] *= 3.0
+        layer.V[:, 0] /= 3.0
+    assert layer.importance().shape == (3,)
+    torch.testing.assert_close(layer.importance()[0], (layer.U[:, 0].norm() * layer.V[:, 0].norm()).detach())
+
+
+def test_per_sample_forward_matches_fixed_rank_forward():
+    layer = lr.OrderedLowRankLinear(6, 4, rank=3, bias=True, seed=2)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    ranks = torch.tensor([1, 2, 3, 3, 1])
+    y = layer.forward_per_sample(x, ranks)
+    for s in range(5):
+        torch.testing.assert_close(y[s], layer(x[s:s + 1], rank=int(ranks[s]))[0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: lr.OrderedLowRankLinear(4, 3, rank=5), "rank must be an integer in"),
+    (lambda: lr.OrderedLowRankLinear(0, 3), "in_features"),
+    (lambda: lr.OrderedLowRankLinear(4, 3)(torch.zeros(2, 4, dtype=torch.float64), rank=0), "rank must"),
+    (lambda: lr.OrderedLowRankLinear(4, 3)(torch.zeros(2, 5, dtype=torch.float64)), "x must have shape"),
+    (lambda: lr.fit_ordered(torch.zeros(3), steps=5, lr=0.1), "A must be a 2-D"),
+    (lambda: lr.fit_ordered(torch.eye(3), steps=0, lr=0.1), "steps"),
+    (lambda: lr.fit_ordered(torch.eye(3), steps=5, lr=0.1, cov=-torch.eye(3)), "positive semi-definite"),
+    (lambda: lr.OrderedLowRankLinear(4, 3).forward_per_sample(torch.zeros(2, 4, dtype=torch.float64),
+                                                               torch.tensor([0, 1])), "ranks must lie"),
+])
+def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_ordered_loss_is_the_average_over_ranks():
+    A, _, _ = lr.matrix_with_spectrum(4, 3, [3.0, 2.0, 1.0], seed=0)
+    layer = lr.OrderedLowRankLinear(3, 4, seed=3)
+    expected = sum((A - layer.product(b)).pow(2).sum() for b in (1, 2, 3)) / 3
+    torch.testing.assert_close(lr.ordered_loss(layer, A).detach(), expected)
+    torch.testing.assert_close(lr.ordered_loss(layer, A, ordered=False).detach(),
+                               (A - layer.product()).pow(2).sum())
+    # with an input covariance Σ = L Lᵀ the loss is ‖(A − W_b) L‖²
+    L = torch.tril(torch.rand(3, 3, dtype=torch.float64)) + torch.eye(3, dtype=torch.float64)
+    expected = sum(((A - layer.product(b)) @ L).pow(2).sum() for b in (1, 2, 3)) / 3
+    torch.testing.assert_close(lr.ordered_loss(layer, A, cov_sqrt=L).detach(), expected)
+
+
+def test_nested_truncated_svd_attains_the_eckart_young_bound():
+    s = torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    A, left, right = lr.matrix_with_spectrum(5, 4, s, seed=1)
+    layer = lr.OrderedLowRankLinear(4, 5, rank=3)
+    with torch.no_grad():
+        layer.U.copy_(left * s.sqrt())
+        layer.V.copy_(right * s.sqrt())
+    bound = sum(s[b:].pow(2).sum() for b in (1, 2, 3)) / 3
+    torch.testing.assert_close(lr.ordered_loss(layer, A).detach(), bound)
+    assert lr.nested_errors(layer, A).max() < 1e-12
+    torch.testing.assert_close(layer.importance(), s)
+
+
+def test_fit_ordered_recovers_the_svd_quickly():
+    A, left, right = lr.matrix_with_spectrum(6, 5, [3.0, 2.0, 1.5, 1.0, 0.5], seed=2)
+    layer = lr.fit_ordered(A, steps=1500, lr=0.05, progress=False)
+    assert lr.column_alignment(layer.U, left).min() > 0.999
+    assert lr.nested_errors(layer, A).max() < 1e-4
+    again = lr.fit_ordered(A, steps=10, lr=0.05, progress=False, seed=4)
+    same = lr.fit_ordered(A, steps=10, lr=0.05, progress=False, seed=4)
+    assert torch.equal(again.U, same.U)
+
+
+def test_group_lasso_tails():
+    layer = lr.OrderedLowRankLinear(2, 2, seed=0)
+    with torch.no_grad():
+        layer.U.copy_(torch.tensor([[3.0, 0.0], [4.0, 0.0]]))
+        layer.V.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    # tails of U: ‖U‖ = 5, ‖U_{:,1:}‖ = 0; of V: 1, 0
+    assert lr.hierarchical_group_lasso(layer, eps=0.0).item() == pytest.approx(6.0)
+
+
+def test_helpers():
+    P = torch.randn(6, 2, dtype=torch.float64)
+    mixed = P @ torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=torch.float64)
+    torch.testing.assert_close(lr.principal_angle_cosines(P, mixed), torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(lr.column_alignment(-P, P), torch.ones(2, dtype=torch.float64))
+    root = lr.psd_sqrt(torch.diag(torch.tensor([4.0, 0.0])))
+    torch.testing.assert_close(root, torch.diag(torch.tensor([2.0, 0.0], dtype=torch.float64)))
+    ranks = lr.sample_ranks(1000, 4, generator=1)
+    assert ranks.min() == 1 and ranks.max() == 4
+
+
+def test_sampled_ordered_dropout_approaches_its_optimum():
+    # Runs through the Triton kernel (interpreter). The optimum of the sampled loss, relative to ‖A‖²,
+    # is mean_b Σ_{i>b} σ_i² / ‖A‖² = (1/2)(1/5) = 0.1; it starts near 1.
+    A, _, _ = lr.matrix_with_spectrum(8, 8, [2.0, 1.0], seed=3)
+    layer = lr.OrderedLowRankLinear(8, 8, rank=2, seed=0, dtype=torch.float32)
+    losses = lr.ordered_dropout_sgd(layer, A.float(), steps=150, batch=32, lr=0.05, progress=False)
+    assert losses[:5].mean() > 0.9 and losses[-30:].mean() < 0.15

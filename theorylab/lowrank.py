@@ -1,0 +1,247 @@
+"""Ordered dropout on a factorised linear layer (chapter 6, Maestro).
+
+A layer ``W = U Vᵀ`` with ``U`` [out, r] and ``V`` [in, r] keeps, under *ordered dropout*, only its first
+``b`` components, ``W_b = U_{:, :b} V_{:, :b}ᵀ``, for a rank ``b`` drawn at random. With isotropic inputs
+the expected loss is an average of Eckart–Young problems, minimised by the nested truncated SVD.
+
+Inputs of covariance Σ enter the population loss as ``E‖(W_b − A) x‖² = ‖(W_b − A) Σ^{1/2}‖_F²``; every
+objective here is that population loss (no sampling of x), averaged over ``b`` uniform on ``1..r``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kernels import ordered_lowrank
+from .seeding import make_generator
+from .training import train
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+    too_big = high is not None and isinstance(value, int) and value > high
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or too_big:
+        bound = f"in [{low}, {high}]" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+
+
+class OrderedLowRankLinear(torch.nn.Module):
+    """A linear map ``x ↦ U_{:, :b} V_{:, :b}ᵀ x (+ bias)`` whose components are ordered by rank.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rank : int, optional
+        Number of components ``r`` (default ``min(in_features, out_features)``).
+    bias : bool
+        Add a learned bias of shape [out].
+    seed : int
+        Seed of the initialisation (Gaussian, standard deviation ``init_scale``).
+    init_scale : float
+        Standard deviation of the initial entries of ``U`` and ``V``.
+
+    Attributes
+    ----------
+    U : Parameter [out, r]
+    V : Parameter [in, r]
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int | None = None, *, bias: bool = False,
+                 seed: int = 0, init_scale: float = 0.1, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        _check_int("in_features", in_features, 1)
+        _check_int("out_features", out_features, 1)
+        rank = min(in_features, out_features) if rank is None else rank
+        _check_int("rank", rank, 1, min(in_features, out_features))
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+        gen = make_generator(seed)
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.U = torch.nn.Parameter(init_scale * torch.randn(out_features, rank, generator=gen, dtype=dtype))
+        self.V = torch.nn.Parameter(init_scale * torch.randn(in_features, rank, generator=gen, dtype=dtype))
+        self.bias = torch.nn.Parameter(torch.zeros(out_features, dtype=dtype)) if bias else None
+
+    def _check_rank(self, rank):
+        if rank is None:
+            return self.rank
+        _check_int("rank", rank, 1, self.rank)
+        return rank
+
+    def forward(self, x: torch.Tensor, rank: int | None = None) -> torch.Tensor:
+        """``x`` [batch, in] → [batch, out] through the first ``rank`` components (all when None)."""
+        rank = self._check_rank(rank)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape [batch, {self.in_features}], got {list(x.shape)}")
+        y = x @ self.V[:, :rank] @ self.U[:, :rank].T
+        return y if self.bias is None else y + self.bias
+
+    def forward_per_sample(self, x: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+        """Each sample through its own number of components ``ranks`` [batch] (ordered dropout), via
+        :func:`theorylab.kernels.ordered_lowrank` (Triton on a GPU)."""
+        if ranks.numel() and (int(ranks.min()) < 1 or int(ranks.max()) > self.rank):
+            raise ValueError(f"ranks must lie in [1, {self.rank}], "
+                             f"got [{int(ranks.min())}, {int(ranks.max())}]")
+        y = ordered_lowrank(x, self.U, self.V, ranks)
+        return y if self.bias is None else y + self.bias
+
+    def product(self, rank: int | None = None) -> torch.Tensor:
+        """``W_b = U_{:, :b} V_{:, :b}ᵀ`` [out, in] (detached)."""
+        rank = self._check_rank(rank)
+        return (self.U[:, :rank] @ self.V[:, :rank].T).detach()
+
+    def importance(self) -> torch.Tensor:
+        """Importance of each rank, ``‖u_j‖ ‖v_j‖ = ‖u_j v_jᵀ‖_F`` [r] (invariant to ``u → αu, v → v/α``);
+        at the nested truncated SVD it equals the singular values."""
+        return (self.U.norm(dim=0) * self.V.norm(dim=0)).detach()
+
+
+def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torch.Tensor | None = None,
+                 ordered: bool = True) -> torch.Tensor:
+    """Population loss ``mean_b ‖(A − W_b) Σ^{1/2}‖_F²`` over ``b = 1..r`` (``ordered``), or the full-rank
+    loss ``‖(A − W_r) Σ^{1/2}‖_F²`` (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ``
+    ([in, in], identity when None). All ranks at once: the residuals ``A − W_b`` are a cumulative sum."""
+    U, V = layer.U, layer.V
+    if cov_sqrt is not None:
+        A, V = A @ cov_sqrt, cov_sqrt.T @ V
+    if not ordered:
+        return (A - U @ V.T).pow(2).sum()
+    components = U.unsqueeze(1) * V.unsqueeze(0)                   # [out, in, r]: u_j v_jᵀ
+    residuals = A.unsqueeze(-1) - components.cumsum(dim=-1)        # [out, in, r]: A − W_b
+    return residuals.pow(2).sum(dim=(0, 1)).mean()
+
+
+def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) -> torch.Tensor:
+    """Hierarchical group lasso ``Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` over trailing blocks of ranks
+    (``eps`` inside the square roots keeps the gradient finite at zero)."""
+    def tails(M):
+        squares = M.pow(2).sum(dim=0)                                # [r]
+        return (squares.flip(0).cumsum(0).flip(0) + eps).sqrt()      # ‖M_{:, j:}‖_F for each j
+    return tails(layer.U).sum() + tails(layer.V).sum()
+
+
+def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: float = 0.0, seed: int = 0,
+                rank: int | None = None, cov=None, progress: bool = True) -> OrderedLowRankLinear:
+    """Fit an :class:`OrderedLowRankLinear` to the linear map ``A`` [out, in] (float64, Adam with cosine
+    decay) on the population loss for inputs of covariance ``cov`` (isotropic when None).
+
+    ``ordered=True`` averages the loss over ranks ``b = 1..r`` (ordered dropout, in expectation);
+    ``ordered=False`` is plain training of the full product. ``group_lasso`` > 0 adds that multiple of
+    :func:`hierarchical_group_lasso`. A linear autoencoder (PCA) is ``fit_ordered(I, cov=Σ, rank=k)``.
+    """
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be a 2-D matrix [out, in], got shape {list(A.shape)}")
+    _check_int("steps", steps, 1)
+    if not (isinstance(lr, int | float) and lr > 0):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not group_lasso >= 0:
+        raise ValueError(f"group_lasso must be non-negative, got {group_lasso!r}")
+    out_features, in_features = A.shape
+    cov_sqrt = None
+    if cov is not None:
+        cov = torch.as_tensor(cov, dtype=torch.float64)
+        if cov.shape != (in_features, in_features):
+            raise ValueError(f"cov must have shape [{in_features}, {in_features}], got {list(cov.shape)}")
+        cov_sqrt = psd_sqrt(cov, name="cov")
+    layer = OrderedLowRankLinear(in_features, out_features, rank, seed=seed)
+    scale = A.pow(2).sum() if cov_sqrt is None else (A @ cov_sqrt).pow(2).sum()
+
+    def loss(_step):
+        value = ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered) / scale
+        if group_lasso:
+            value = value + group_lasso * hierarchical_group_lasso(layer)
+        return value
+
+    train(layer.parameters(), loss, steps=steps, lr=lr, desc="ordered dropout" if ordered else "plain",
+          progress=progress)
+    return layer
+
+
+def psd_sqrt(cov: torch.Tensor, *, name: str = "cov") -> torch.Tensor:
+    """Symmetric square root of a positive semi-definite matrix (float64); a covariance may be singular
+    (e.g. pixels that never vary)."""
+    cov = torch.as_tensor(cov, dtype=torch.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {list(cov.shape)}")
+    if not torch.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
+        raise ValueError(f"{name} must be symmetric")
+    eig, vecs = torch.linalg.eigh(cov)
+    if eig.min() < -1e-10 * max(eig.max().item(), 1.0):
+        raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eig.min().item():.3g}")
+    return (vecs * eig.clamp_min(0).sqrt()) @ vecs.T
+
+
+def truncated_svd(A: torch.Tensor, k: int) -> torch.Tensor:
+    """Best rank-``k`` approximation ``A_k`` of ``A`` (Eckart–Young)."""
+    U, S, Vh = torch.linalg.svd(torch.as_tensor(A, dtype=torch.float64), full_matrices=False)
+    return (U[:, :k] * S[:k]) @ Vh[:k]
+
+
+def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
+    """``‖U_{:k} V_{:k}ᵀ − A_k‖_F / ‖A‖_F`` for ``k = 1..r`` [r] (float64)."""
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
+        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
+                         f"got {list(A.shape)}")
+    norm = A.norm()
+    return torch.stack([(layer.product(k) - truncated_svd(A, k)).norm() / norm
+                        for k in range(1, layer.rank + 1)])
+
+
+def column_alignment(vectors: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``|cos|`` between matching columns of ``vectors`` and ``reference`` (both [dim, k]) [k]."""
+    vectors, reference = vectors.detach().double(), reference.double()
+    cos = (vectors * reference).sum(0) / (vectors.norm(dim=0) * reference.norm(dim=0))
+    return cos.abs()
+
+
+def principal_angle_cosines(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """Cosines of the principal angles between the column spans of ``P`` and ``Q`` ([dim, k] each), in
+    decreasing order; all 1 when the spans coincide."""
+    P, _ = torch.linalg.qr(P.detach().double())
+    Q, _ = torch.linalg.qr(Q.detach().double())
+    return torch.linalg.svdvals(P.T @ Q)
+
+
+def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *, seed: int = 0):
+    """A matrix [out, in] (float64) with the given singular values and random singular vectors;
+    returns ``(A, left, right)`` with ``A = left · diag(s) · rightᵀ``."""
+    s = torch.as_tensor(singular_values, dtype=torch.float64)
+    k = len(s)
+    _check_int("len(singular_values)", k, 1, min(out_features, in_features))
+    gen = make_generator(seed)
+    left, _ = torch.linalg.qr(torch.randn(out_features, k, generator=gen, dtype=torch.float64))
+    right, _ = torch.linalg.qr(torch.randn(in_features, k, generator=gen, dtype=torch.float64))
+    return (left * s) @ right.T, left, right
+
+
+def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch.Tensor:
+    """Ranks ``b_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler."""
+    _check_int("batch", batch, 1)
+    _check_int("rank", rank, 1)
+    gen = make_generator(0 if generator is None else generator, device=device or "cpu")
+    return torch.randint(1, rank + 1, (batch,), generator=gen, device=device)
+
+
+def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: int, batch: int, lr: float,
+                        seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """Train ``layer`` on samples: ``x ~ N(0, I)``, ``y = A x``, one rank ``b_s`` per sample, loss
+    ``mean_s ‖y_s − W_{b_s} x_s‖² / ‖A‖_F²``, through the per-sample-rank kernel. Returns the losses."""
+    _check_int("steps", steps, 1)
+    _check_int("batch", batch, 1)
+    device, dtype = layer.U.device, layer.U.dtype
+    A = torch.as_tensor(A, dtype=dtype, device=device)
+    gen = make_generator(seed, device=device)
+    norm2 = A.pow(2).sum()
+
+    def loss(_step):
+        x = torch.randn(batch, layer.in_features, generator=gen, device=device, dtype=dtype)
+        ranks = torch.randint(1, layer.rank + 1, (batch,), generator=gen, device=device)
+        return (layer.forward_per_sample(x, ranks) - x @ A.T).pow(2).sum(1).mean() / norm2
+
+    return train(layer.parameters(), loss, steps=steps, lr=lr, desc="ordered dropout (sampled)",
+                 progress=progress)
+
+
+__all__ = ["OrderedLowRankLinear", "ordered_loss", "hierarchical_group_lasso", "fit_ordered",
+           "truncated_svd", "nested_errors", "column_alignment", "principal_angle_cosines",
+           "matrix_with_spectrum", "sample_ranks", "ordered_dropout_sgd"]
