@@ -22,6 +22,7 @@ from functools import partial
 import torch
 
 from .kernels import lsa_moments
+from .linalg import covariance_with_spectrum, relative_error  # noqa: F401 -- part of icl's API
 from .seeding import make_generator
 from .training import train
 
@@ -405,13 +406,6 @@ def _prompt_chunks(prompts, chunks, n, d, sigma, *, seed, dtype, device, **task)
         yield sample_prompts(size, n, d, sigma, generator=gen, dtype=dtype, device=device, **task)
 
 
-def relative_error(estimate: torch.Tensor, target: torch.Tensor) -> float:
-    """``‖estimate − target‖_F / ‖target‖_F``."""
-    estimate = torch.as_tensor(estimate, dtype=torch.float64)
-    target = torch.as_tensor(target, dtype=torch.float64)
-    return ((estimate - target).norm() / target.norm()).item()
-
-
 def one_step_gd_risk(eta: float, n: int, d: int, sigma: float) -> float:
     """Risk of one GD step with scalar step ``eta`` (isotropic task): ``d (a η² − 2η + 1) + σ²`` with
     ``a = (n + d + 1 + σ²)/n``; minimised at ``η = 1/a = η*``."""
@@ -436,8 +430,5 @@ def random_covariance(d: int, condition: float, *, seed: int = 0) -> torch.Tenso
         raise ValueError(f"d must be a positive integer, got {d!r}")
     if not condition >= 1:
         raise ValueError(f"condition must be at least 1, got {condition!r}")
-    gen = make_generator(seed)
-    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
-    eig = torch.logspace(-0.5, 0.5, d, base=condition, dtype=torch.float64) if d > 1 else \
-        torch.ones(1, dtype=torch.float64)
-    return (Q * eig) @ Q.T
+    eig = torch.logspace(-0.5, 0.5, d, base=condition, dtype=torch.float64) if d > 1 else torch.ones(1)
+    return covariance_with_spectrum(eig, seed=seed)[0]

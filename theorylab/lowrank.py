@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .kernels import ordered_lowrank
+from .linalg import covariance_with_spectrum, matrix_with_spectrum, psd_sqrt, relative_error
 from .seeding import make_generator
 from .training import train
 
@@ -156,20 +157,6 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     return layer
 
 
-def psd_sqrt(cov: torch.Tensor, *, name: str = "cov") -> torch.Tensor:
-    """Symmetric square root of a positive semi-definite matrix (float64); a covariance may be singular
-    (e.g. pixels that never vary)."""
-    cov = torch.as_tensor(cov, dtype=torch.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {list(cov.shape)}")
-    if not torch.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
-        raise ValueError(f"{name} must be symmetric")
-    eig, vecs = torch.linalg.eigh(cov)
-    if eig.min() < -1e-10 * max(eig.max().item(), 1.0):
-        raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eig.min().item():.3g}")
-    return (vecs * eig.clamp_min(0).sqrt()) @ vecs.T
-
-
 def truncated_svd(A: torch.Tensor, k: int) -> torch.Tensor:
     """Best rank-``k`` approximation ``A_k`` of ``A`` (Eckart–Young)."""
     U, S, Vh = torch.linalg.svd(torch.as_tensor(A, dtype=torch.float64), full_matrices=False)
@@ -202,18 +189,6 @@ def principal_angle_cosines(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(P.T @ Q)
 
 
-def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *, seed: int = 0):
-    """A matrix [out, in] (float64) with the given singular values and random singular vectors;
-    returns ``(A, left, right)`` with ``A = left · diag(s) · rightᵀ``."""
-    s = torch.as_tensor(singular_values, dtype=torch.float64)
-    k = len(s)
-    _check_int("len(singular_values)", k, 1, min(out_features, in_features))
-    gen = make_generator(seed)
-    left, _ = torch.linalg.qr(torch.randn(out_features, k, generator=gen, dtype=torch.float64))
-    right, _ = torch.linalg.qr(torch.randn(in_features, k, generator=gen, dtype=torch.float64))
-    return (left * s) @ right.T, left, right
-
-
 def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch.Tensor:
     """Ranks ``b_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler."""
     _check_int("batch", batch, 1)
@@ -244,4 +219,6 @@ def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: 
 
 __all__ = ["OrderedLowRankLinear", "ordered_loss", "hierarchical_group_lasso", "fit_ordered",
            "truncated_svd", "nested_errors", "column_alignment", "principal_angle_cosines",
-           "matrix_with_spectrum", "sample_ranks", "ordered_dropout_sgd"]
+           "sample_ranks", "ordered_dropout_sgd",
+           # re-exported from theorylab.linalg for the chapter
+           "matrix_with_spectrum", "covariance_with_spectrum", "psd_sqrt", "relative_error"]
