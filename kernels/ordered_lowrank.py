@@ -13,6 +13,8 @@ largest ``b_s`` in their block of rows:
 
 The backward pass reuses them: ``∂H = (∂Y U) ⊙ mask`` and ``∂X = ∂H Vᵀ``; the weight gradients
 ``∂U = ∂Yᵀ H`` and ``∂V = Xᵀ ∂H`` are dense reductions over the batch and use torch's matmul.
+Samples are sorted by rank before the kernels run, so that a block's largest rank is close to each
+of its samples' ranks: with ranks uniform on ``1..r`` this halves the work of a dense product.
 """
 
 from __future__ import annotations
@@ -95,20 +97,28 @@ def _rank_skipping_up(H: torch.Tensor, P: torch.Tensor, ranks: torch.Tensor) -> 
 
 
 class _OrderedLowRank(torch.autograd.Function):
+    """Samples are sorted by rank first, so that each block of rows shares a similar largest rank and
+    the kernels skip as many rank tiles as possible; outputs are put back in the original order."""
+
     @staticmethod
     def forward(ctx, x, U, V, ranks):
-        H = _masked_down(x, V, ranks)
-        ctx.save_for_backward(x, U, V, ranks, H)
-        return _rank_skipping_up(H, U, ranks).to(x.dtype)
+        order = torch.argsort(ranks)
+        x_sorted, ranks_sorted = x[order].contiguous(), ranks[order].contiguous()
+        H = _masked_down(x_sorted, V, ranks_sorted)                 # sorted rows
+        y = torch.empty(x.shape[0], U.shape[0], device=x.device, dtype=x.dtype)
+        y[order] = _rank_skipping_up(H, U, ranks_sorted).to(x.dtype)
+        ctx.save_for_backward(x_sorted, U, V, ranks_sorted, H, order)
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, U, V, ranks, H = ctx.saved_tensors
-        grad_y = grad_y.contiguous()
-        grad_h = _masked_down(grad_y, U, ranks)                  # (∂Y U) ⊙ mask   [B, r]
-        grad_x = _rank_skipping_up(grad_h, V, ranks).to(x.dtype)  # ∂H Vᵀ           [B, in]
-        grad_U = (grad_y.float().T @ H).to(U.dtype)              # ∂Yᵀ H           [out, r]
-        grad_V = (x.float().T @ grad_h).to(V.dtype)              # Xᵀ ∂H           [in, r]
+        x_sorted, U, V, ranks_sorted, H, order = ctx.saved_tensors
+        grad_y_sorted = grad_y[order].contiguous()
+        grad_h = _masked_down(grad_y_sorted, U, ranks_sorted)       # (∂Y U) ⊙ mask   [B, r]
+        grad_x = torch.empty_like(x_sorted)
+        grad_x[order] = _rank_skipping_up(grad_h, V, ranks_sorted).to(x_sorted.dtype)  # ∂H Vᵀ
+        grad_U = (grad_y_sorted.float().T @ H).to(U.dtype)        # ∂Yᵀ H   [out, r]
+        grad_V = (x_sorted.float().T @ grad_h).to(V.dtype)        # Xᵀ ∂H   [in, r]
         return grad_x, grad_U, grad_V, None
 
 

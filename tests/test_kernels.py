@@ -6,6 +6,7 @@ tile shows. The kernel computes in float32; the reference runs in float64 on the
 
 import pytest
 import torch
+
 from theorylab.kernels import (
     interpreter_on,
     lsa_moments,
