@@ -13,8 +13,13 @@ kernels are defined.
 """
 
 from .dispatch import interpreter_on, use_triton
+from .feature_dynamics import feature_half_times, feature_half_times_reference
 from .lsa_moments import lsa_moments, lsa_moments_reference
 from .ordered_lowrank import ordered_lowrank, ordered_lowrank_reference
 
-__all__ = ["interpreter_on", "use_triton", "lsa_moments", "lsa_moments_reference", "ordered_lowrank",
-           "ordered_lowrank_reference"]
+__all__ = [
+    "interpreter_on", "use_triton",
+    "feature_half_times", "feature_half_times_reference",
+    "lsa_moments", "lsa_moments_reference",
+    "ordered_lowrank", "ordered_lowrank_reference",
+]

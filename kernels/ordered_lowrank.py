@@ -161,8 +161,9 @@ def ordered_lowrank(x: torch.Tensor, U: torch.Tensor, V: torch.Tensor, ranks: to
     ranks : integer Tensor [batch]
         ``b_s`` in ``[0, r]``: how many leading components sample ``s`` keeps.
     backend : {"auto", "triton", "torch"}
-        ``auto``: the Triton kernels (float32 compute) for CUDA tensors or under ``TRITON_INTERPRET=1``,
-        the torch reference otherwise.
+        ``auto``: the Triton kernels for CUDA tensors or under ``TRITON_INTERPRET=1``, the torch
+        reference otherwise. The kernels take float32 inputs; their products use TF32 tensor cores
+        on recent GPUs (Triton's default) and exact float32 in the interpreter.
 
     Returns
     -------
