@@ -1,0 +1,90 @@
+import math
+
+import pytest
+import torch
+
+from theorylab import jepa
+
+LAM = torch.tensor([1.25, 1.0])
+RHO = torch.tensor([0.5, 1.0])
+
+
+def test_fixed_points():
+    torch.testing.assert_close(jepa.fixed_point("jepa", RHO, depth=3), RHO.double() ** 3)
+    torch.testing.assert_close(jepa.fixed_point("mae", RHO, depth=3), RHO.double() ** 0.75)
+
+
+def test_ode_reaches_the_fixed_points_and_matches_the_exact_half_time():
+    for objective in ("jepa", "mae"):
+        exact = jepa.exact_half_time(objective, LAM, RHO, depth=2, eps=0.01)
+        times = torch.linspace(0, 5 * exact.max().item(), 2001)
+        traj = jepa.ode_trajectory(objective, LAM, RHO, depth=2, eps=0.01, times=times)
+        assert traj.shape == (2001, 2) and traj[0, 0].item() == pytest.approx(0.01)
+        fixed = jepa.fixed_point(objective, RHO, depth=2)
+        torch.testing.assert_close(traj[-1], fixed, atol=1e-6, rtol=0)
+        torch.testing.assert_close(jepa.half_time(times, traj, final=fixed), exact, rtol=1e-4, atol=0)
+
+
+def test_half_time_scales_as_one_over_lambda():
+    a = jepa.exact_half_time("mae", torch.tensor([1.0]), torch.tensor([0.7]), depth=3, eps=0.01)
+    b = jepa.exact_half_time("mae", torch.tensor([2.0]), torch.tensor([0.7]), depth=3, eps=0.01)
+    assert a.item() == pytest.approx(2 * b.item(), rel=1e-10)
+
+
+def test_order_reversal_table():
+    ratio = {}
+    for obj in ("jepa", "mae"):
+        for L in (1, 2, 3, 4):
+            h = jepa.exact_half_time(obj, LAM, RHO, depth=L, eps=0.01)
+            ratio[obj, L] = (h[0] / h[1]).item()
+    assert [round(ratio["jepa", L], 2) for L in (1, 2, 3, 4)] == [0.81, 0.95, 1.19, 1.49]
+    assert all(ratio["mae", L] < 1 for L in (1, 2, 3, 4))
+
+
+def test_critical_time_is_the_leading_order():
+    lam, rho = torch.tensor([1.0, 2.0]), torch.tensor([0.8, 1.0])
+    for objective in ("jepa", "mae"):
+        for depth in (1, 2, 3):
+            errors = [(jepa.critical_time(objective, lam, rho, depth=depth, eps=eps)
+                       / jepa.exact_half_time(objective, lam, rho, depth=depth, eps=eps) - 1).abs().max()
+                      for eps in (1e-2, 1e-4, 1e-6)]
+            assert errors[0] > errors[1] > errors[2]
+
+
+def test_half_time_interpolates_and_handles_never():
+    times = torch.tensor([0.0, 1.0, 2.0])
+    values = torch.tensor([[0.0, 0.0], [0.5, 0.1], [2.0, 0.2]])
+    out = jepa.half_time(times, values, final=torch.tensor([2.0, 1.0]))
+    assert out[0].item() == pytest.approx(1.333333, rel=1e-5) and math.isnan(out[1].item())
+
+
+def test_gradient_descent_with_matrices_tracks_the_ode():
+    exact = jepa.exact_half_time("jepa", LAM, RHO, depth=2, eps=0.05)
+    run = jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.05, lr=0.2,
+                                steps=int(2 * exact.max().item() / 0.2), record_every=5)
+    measured = jepa.half_time(run.times, run.encoder, final=jepa.fixed_point("jepa", RHO, depth=2))
+    torch.testing.assert_close(measured, exact, rtol=0.01, atol=0)
+
+
+def test_sample_views_moments():
+    x, y = jepa.sample_views(200_000, LAM, RHO, seed=1)
+    torch.testing.assert_close((x * y).mean(0), LAM.double(), rtol=0.02, atol=0)
+    torch.testing.assert_close((x * y).mean(0) / (x * x).mean(0), RHO.double(), rtol=0.02, atol=0)
+    with pytest.raises(ValueError, match="rho must lie in"):
+        jepa.sample_views(10, LAM, torch.tensor([0.5, 1.5]))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: jepa.fixed_point("byol", RHO, depth=2), "objective"),
+    (lambda: jepa.fixed_point("jepa", RHO, depth=0), "depth"),
+    (lambda: jepa.critical_time("jepa", LAM, RHO, depth=2, eps=0.0), "eps"),
+    (lambda: jepa.critical_time("jepa", -LAM, RHO, depth=2, eps=0.1), "lam"),
+    (lambda: jepa.critical_time("jepa", LAM, torch.tensor([0.5, 0.0]), depth=2, eps=0.1), "rho"),
+    (lambda: jepa.critical_time("jepa", LAM, torch.tensor([0.5]), depth=2, eps=0.1), "same length"),
+    (lambda: jepa.exact_half_time("jepa", LAM, RHO, depth=4, eps=0.5), "past half"),
+    (lambda: jepa.ode_trajectory("jepa", LAM, RHO, depth=2, eps=0.1, times=[0.0, 2.0, 1.0]), "increasing"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.0, steps=3), "lr"),
+])
+def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -1,0 +1,288 @@
+"""Deep linear self-distillation (JEPA) versus reconstruction (MAE): per-feature dynamics (chapter 2).
+
+Setting: two views ``x, y ∈ R^d`` with diagonal second moments in one basis, ``E[x_i²] = s_i`` and
+``E[x_i y_i] = λ_i`` (the cross-covariance), and ``ρ_i = λ_i / s_i`` (the coefficient of the regression of
+``y_i`` on ``x_i``). An encoder ``W̄ = W_L ⋯ W_1`` (``d×d`` layers) and a predictor ``V`` are trained on
+
+* MAE:  ``½ E‖V W̄ x − y‖²``
+* JEPA: ``½ E‖V W̄ x − sg(W̄ y)‖²`` (``sg``: stop-gradient; the target uses the same encoder).
+
+From the balanced, aligned start ``W_a = V = ε^{1/L} I`` every layer and the predictor stay equal to
+``u_i I`` on feature ``i`` and gradient flow reduces to (time = gradient-flow time on every parameter)
+
+* JEPA: ``du/dt = λ u^{2L} (1 − u/ρ)``,   fixed point ``w̄ = u^L = ρ^L``;
+* MAE:  ``du/dt = λ u^L (1 − u^{L+1}/ρ)``, fixed point ``w̄ = ρ^{L/(L+1)}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.integrate import quad, solve_ivp
+
+from .seeding import make_generator
+
+OBJECTIVES = ("jepa", "mae")
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------------
+
+def _objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    return objective
+
+
+def _depth(depth) -> int:
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an integer ≥ 1, got {depth!r}")
+    return depth
+
+
+def _eps(eps) -> float:
+    if not isinstance(eps, int | float) or not 0 < eps < 1:
+        raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
+    return float(eps)
+
+
+def _features(lam, rho) -> tuple[torch.Tensor, torch.Tensor]:
+    lam = torch.as_tensor(lam, dtype=torch.float64).reshape(-1) if lam is not None else None
+    rho = torch.as_tensor(rho, dtype=torch.float64).reshape(-1)
+    if lam is not None:
+        if lam.shape != rho.shape:
+            raise ValueError(f"lam and rho must have the same length, got {len(lam)} and {len(rho)}")
+        if not bool((lam > 0).all()) or not bool(torch.isfinite(lam).all()):
+            raise ValueError(f"lam must be positive and finite, got {lam.tolist()}")
+    if not bool((rho > 0).all()) or not bool(torch.isfinite(rho).all()):
+        raise ValueError(f"rho must lie in (0, ∞), got {rho.tolist()}")
+    return lam, rho
+
+
+# ----------------------------------------------------------------------------------------------
+# Closed forms
+# ----------------------------------------------------------------------------------------------
+
+def fixed_point(objective: str, rho, *, depth: int) -> torch.Tensor:
+    """Non-trivial fixed point of the encoder's per-feature value: ``ρ^L`` (JEPA), ``ρ^{L/(L+1)}`` (MAE)."""
+    objective, depth = _objective(objective), _depth(depth)
+    _, rho = _features(None, rho)
+    return rho**depth if objective == "jepa" else rho ** (depth / (depth + 1))
+
+
+def _half_u(objective, rho, depth):
+    """Layer value ``u`` at which ``w̄ = u^L`` is half its fixed point."""
+    return (fixed_point(objective, rho, depth=depth) / 2) ** (1 / depth)
+
+
+def critical_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.Tensor:
+    """Leading-order take-off time from ``w̄(0) = ε`` (the chapter's formula).
+
+    JEPA: ``(1/λ) Σ_{n=1}^{2L−1} ε^{−n/L} / (n ρ^{2L−1−n})`` (the terms of the exact integral that blow up
+    as ε → 0; the logarithmic ones are dropped). MAE: ``ε^{−(L−1)/L} / ((L−1) λ)`` for ``L ≥ 2`` and
+    ``log(1/ε) / λ`` for ``L = 1``; ρ does not enter at leading order.
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    L = depth
+    if objective == "jepa":
+        return sum(eps ** (-n / L) / (n * rho ** (2 * L - 1 - n)) for n in range(1, 2 * L)) / lam
+    if L == 1:
+        return torch.full_like(lam, math.log(1 / eps)) / lam
+    return torch.full_like(lam, eps ** (-(L - 1) / L) / (L - 1)) / lam
+
+
+def exact_half_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.Tensor:
+    """Gradient-flow time for ``w̄`` to go from ``ε`` to half its fixed point, ``∫ du / u̇(u)``.
+
+    JEPA in closed form (partial fractions of ``1/(u^{2L}(1 − u/ρ))``); MAE by adaptive quadrature.
+    Requires ``ε^{1/L}`` below the half-way value of ``u`` (else the feature starts past half-way).
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    L, u0 = depth, eps ** (1 / depth)
+    u1 = _half_u(objective, rho, depth)
+    if bool((u1 <= u0).any()):
+        raise ValueError(f"eps={eps} starts some features at or past half their fixed point; "
+                         f"need ε^(1/L) < {u1.min().item():.3g}")
+    if objective == "jepa":
+        total = sum((u0 ** (-n) - u1 ** (-n)) / (n * rho ** (2 * L - 1 - n)) for n in range(1, 2 * L))
+        total = total + rho ** (1 - 2 * L) * (torch.log(u1 / u0) + torch.log((1 - u0 / rho) / (1 - u1 / rho)))
+        return total / lam
+    times = [quad(lambda u, r=r: 1.0 / (u**L * (1 - u ** (L + 1) / r)), u0, b, epsabs=0, epsrel=1e-12,
+                  limit=200)[0] for r, b in zip(rho.tolist(), u1.tolist(), strict=True)]
+    return torch.tensor(times, dtype=torch.float64) / lam
+
+
+# ----------------------------------------------------------------------------------------------
+# Trajectories
+# ----------------------------------------------------------------------------------------------
+
+def _velocity(objective, u, lam, rho, L):
+    if objective == "jepa":
+        return lam * u ** (2 * L) * (1 - u / rho)
+    return lam * u**L * (1 - u ** (L + 1) / rho)
+
+
+def ode_trajectory(objective: str, lam, rho, *, depth: int, eps: float, times) -> torch.Tensor:
+    """The encoder's per-feature value ``w̄(t)`` [len(times), n_features] (float64), from the scalar ODE
+    integrated with an 8th-order Runge–Kutta method (relative tolerance 1e-10).
+
+    ``times`` is an increasing 1-D sequence starting at or after 0 (gradient-flow time).
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    times = np.asarray(torch.as_tensor(times, dtype=torch.float64))
+    if times.ndim != 1 or len(times) < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise ValueError("times must be a non-empty, increasing 1-D sequence of non-negative times")
+    lam_np, rho_np = lam.numpy(), rho.numpy()
+    solution = solve_ivp(lambda t, u: _velocity(objective, u, lam_np, rho_np, depth), (0.0, times[-1]),
+                         np.full(len(lam_np), eps ** (1 / depth)), method="DOP853", t_eval=times,
+                         rtol=1e-10, atol=1e-14)
+    if not solution.success:
+        raise RuntimeError(f"ODE integration failed: {solution.message}")
+    return torch.from_numpy(solution.y.T.copy()) ** depth
+
+
+def half_time(times, values, final=None) -> torch.Tensor:
+    """First time each trajectory reaches half of its final value, by linear interpolation.
+
+    ``times`` [T], ``values`` [T, n]; ``final`` [n] defaults to ``values[-1]``. Returns [n] (``nan`` where
+    a trajectory never gets there).
+    """
+    times = torch.as_tensor(times, dtype=torch.float64)
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if times.ndim != 1 or values.shape[0] != len(times):
+        raise ValueError(f"values must have shape [len(times), n], got {list(values.shape)} for "
+                         f"{len(times)} times")
+    final = values[-1] if final is None else torch.as_tensor(final, dtype=torch.float64).reshape(-1)
+    target = final / 2
+    out = torch.full((values.shape[1],), math.nan, dtype=torch.float64)
+    for i in range(values.shape[1]):
+        above = torch.nonzero(values[:, i] >= target[i])
+        if len(above) == 0:
+            continue
+        k = int(above[0])
+        if k == 0:
+            out[i] = times[0]
+            continue
+        v0, v1 = values[k - 1, i], values[k, i]
+        out[i] = times[k - 1] + (target[i] - v0) / (v1 - v0) * (times[k] - times[k - 1])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Training with matrices
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Run:
+    """A recorded training run: ``times`` [T] (learning rate × step) and ``encoder`` [T, n_features],
+    the diagonal of ``W̄`` in the aligned basis."""
+
+    times: torch.Tensor
+    encoder: torch.Tensor
+
+
+def _loss(objective, layers, predictor, Cxx, Cxy):
+    """Population (or mini-batch) loss from second moments ``Cxx = E[x xᵀ]`` and ``Cxy = E[x yᵀ]``."""
+    encoder = layers[0]
+    for W in layers[1:]:
+        encoder = W @ encoder
+    P = predictor @ encoder
+    quadratic = 0.5 * torch.trace(P @ Cxx @ P.T)
+    if objective == "mae":
+        return quadratic - torch.trace(P @ Cxy)
+    return quadratic - torch.trace(P @ Cxy @ encoder.detach().T)    # stop-gradient on the target W̄y
+
+
+def _init(d, depth, eps, init_noise, seed):
+    gen = make_generator(seed)
+    scale = eps ** (1 / depth)
+    eye = torch.eye(d, dtype=torch.float64)
+    make = lambda: (scale * eye + init_noise * scale * torch.randn(d, d, generator=gen,  # noqa: E731
+                                                                      dtype=torch.float64)).requires_grad_()
+    return [make() for _ in range(depth)], make()
+
+
+def _encoder_diag(layers):
+    with torch.no_grad():
+        encoder = layers[0]
+        for W in layers[1:]:
+            encoder = W @ encoder
+        return torch.diagonal(encoder).clone()
+
+
+def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
+    if not (isinstance(lr, int | float) and lr > 0):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    params = [*layers, predictor]
+    times, values = [0.0], [_encoder_diag(layers)]
+    for step in range(1, steps + 1):
+        Cxx, Cxy = moments(step)
+        grads = torch.autograd.grad(_loss(objective, layers, predictor, Cxx, Cxy), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p -= lr * g
+        if step % record_every == 0 or step == steps:
+            times.append(lr * step)
+            values.append(_encoder_diag(layers))
+    return Run(torch.tensor(times, dtype=torch.float64), torch.stack(values))
+
+
+def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: float, steps: int,
+                     seed: int = 0, init_noise: float = 0.0, record_every: int = 1) -> Run:
+    """Gradient descent on the population loss with full ``d×d`` matrices for every layer and the
+    predictor, ``E[x xᵀ] = diag(λ/ρ)``, ``E[x yᵀ] = diag(λ)``; start ``ε^{1/L} I`` (plus ``init_noise``
+    times a seeded Gaussian perturbation). Time is ``lr × step``."""
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    Cxx, Cxy = torch.diag(lam / rho), torch.diag(lam)
+    layers, predictor = _init(len(lam), depth, eps, init_noise, seed)
+    return _run(objective, layers, predictor, lambda step: (Cxx, Cxy), lr=lr, steps=steps,
+                record_every=record_every)
+
+
+def sample_views(n_samples: int, lam, rho, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two views of a latent signal: ``x_i = s_i + n_i``, ``y_i = s_i + n'_i`` with ``s_i ~ N(0, λ_i)`` and
+    independent noises of variance ``λ_i (1/ρ_i − 1)``, so ``E[x_i y_i] = λ_i`` and ``λ_i / E[x_i²] = ρ_i``
+    (``0 < ρ ≤ 1``). Returns ``x, y`` [n_samples, d]."""
+    lam, rho = _features(lam, rho)
+    if not bool((rho <= 1).all()):
+        raise ValueError(f"rho must lie in (0, 1] for two noisy views of one signal, got {rho.tolist()}")
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    gen = make_generator(seed)
+    noise_sd = (lam * (1 / rho - 1)).sqrt()
+    signal = torch.randn(n_samples, len(lam), generator=gen, dtype=torch.float64) * lam.sqrt()
+    x = signal + noise_sd * torch.randn(n_samples, len(lam), generator=gen, dtype=torch.float64)
+    y = signal + noise_sd * torch.randn(n_samples, len(lam), generator=gen, dtype=torch.float64)
+    return x, y
+
+
+def train_samples(objective: str, x: torch.Tensor, y: torch.Tensor, *, depth: int, eps: float, lr: float,
+                  steps: int, batch: int, seed: int = 0, record_every: int = 1) -> Run:
+    """Mini-batch SGD on the empirical loss of the samples ``x, y`` [n, d] (batches drawn with
+    replacement), same start and recording as :func:`train_population`."""
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(f"x and y must be [n, d] of one shape, got {list(x.shape)} and {list(y.shape)}")
+    if not isinstance(batch, int) or not 1 <= batch <= len(x):
+        raise ValueError(f"batch must be an integer in [1, {len(x)}], got {batch!r}")
+    gen = make_generator(seed + 1)
+    layers, predictor = _init(x.shape[1], depth, eps, 0.0, seed)
+
+    def moments(_step):
+        idx = torch.randint(0, len(x), (batch,), generator=gen)
+        xb, yb = x[idx], y[idx]
+        return xb.T @ xb / batch, xb.T @ yb / batch
+
+    return _run(objective, layers, predictor, moments, lr=lr, steps=steps, record_every=record_every)
