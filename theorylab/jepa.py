@@ -206,8 +206,12 @@ def _init(d, depth, eps, init_noise, seed):
     gen = make_generator(seed)
     scale = eps ** (1 / depth)
     eye = torch.eye(d, dtype=torch.float64)
-    make = lambda: (scale * eye + init_noise * scale * torch.randn(d, d, generator=gen,  # noqa: E731
-                                                                      dtype=torch.float64)).requires_grad_()
+    off_diagonal = 1 - eye
+
+    def make():
+        noise = init_noise * scale * torch.randn(d, d, generator=gen, dtype=torch.float64) * off_diagonal
+        return (scale * eye + noise).requires_grad_()
+
     return [make() for _ in range(depth)], make()
 
 
@@ -241,8 +245,8 @@ def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
 def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: float, steps: int,
                      seed: int = 0, init_noise: float = 0.0, record_every: int = 1) -> Run:
     """Gradient descent on the population loss with full ``d×d`` matrices for every layer and the
-    predictor, ``E[x xᵀ] = diag(λ/ρ)``, ``E[x yᵀ] = diag(λ)``; start ``ε^{1/L} I`` (plus ``init_noise``
-    times a seeded Gaussian perturbation). Time is ``lr × step``."""
+    predictor, ``E[x xᵀ] = diag(λ/ρ)``, ``E[x yᵀ] = diag(λ)``; start ``ε^{1/L} I`` plus, off the diagonal,
+    ``init_noise · ε^{1/L}`` times a seeded Gaussian (the diagonal stays balanced). Time is ``lr × step``."""
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     lam, rho = _features(lam, rho)
     Cxx, Cxy = torch.diag(lam / rho), torch.diag(lam)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .chapters import find_chapters
 from .claims import Claim
 
 
@@ -36,22 +37,6 @@ class ChapterRun:
     @property
     def ok(self) -> bool:
         return not self.errors and all(c["passed"] for c in self.claims)
-
-
-def find_chapters(book: Path, names: list[str]) -> list[Path]:
-    """The chapters under ``book`` (``NN-*.md``), or those named (by stem, file name or number)."""
-    chapters = sorted(book.glob("[0-9][0-9]-*.md"))
-    if not chapters:
-        raise SystemExit(f"no chapters (NN-*.md) found in {book}")
-    if not names:
-        return chapters
-    chosen = []
-    for name in names:
-        hits = [c for c in chapters if name in (c.stem, c.name, c.stem[:2], str(c))]
-        if not hits:
-            raise SystemExit(f"unknown chapter {name!r}; chapters: {', '.join(c.stem for c in chapters)}")
-        chosen.extend(hits)
-    return chosen
 
 
 def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
@@ -167,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scale = config.scale()
-    chapters = find_chapters(args.book, args.chapters)
+    try:
+        chapters = find_chapters(args.book, args.chapters)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"theorylab: reproducing {len(chapters)} chapter(s) at scale '{scale}' "
           f"on {config.device()}", flush=True)
     runs = [execute_chapter(path, args.out, args.timeout) for path in chapters]
