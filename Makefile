@@ -12,7 +12,7 @@ BOOK_STAMP := $(VENV)/.installed-book
 # pip prints one warning per package for the machine's local index mirrors; keep the log readable.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help reproduce test lint lab book bench clean
+.PHONY: help reproduce test lint lab book bench assignments clean
 
 help:
 	@echo "make reproduce   execute every chapter, print the claims report (THEORYLAB_SCALE=full on a GPU)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab         JupyterLab on 127.0.0.1 with the chapters opening as notebooks"
 	@echo "make book        build the Jupyter Book 2 site (HTML needs the MyST theme, downloaded once)"
 	@echo "make bench       time the Triton kernels against torch (needs a GPU)"
+	@echo "make assignments student and instructor notebooks from every chapter's exercises"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +69,9 @@ book: $(BOOK_STAMP)
 
 bench: $(STAMP)
 	$(PY) -m theorylab.kernels.bench
+
+assignments: $(STAMP)
+	$(VENV)/bin/theorylab assignments release --out _build/assignments
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
