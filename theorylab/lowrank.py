@@ -169,9 +169,13 @@ def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
     if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
         raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
                          f"got {list(A.shape)}")
-    norm = A.norm()
-    return torch.stack([(layer.product(k) - truncated_svd(A, k)).norm() / norm
-                        for k in range(1, layer.rank + 1)])
+    left, s, right_t = torch.linalg.svd(A, full_matrices=False)   # one SVD serves every k
+    components = layer.U.detach().double().unsqueeze(1) * layer.V.detach().double().unsqueeze(0)
+    targets = (left[:, None, :layer.rank] * s[:layer.rank]) * right_t[:layer.rank].T[None]  # σ_j a_j c_jᵀ
+    if layer.rank > len(s):
+        raise ValueError(f"layer rank {layer.rank} exceeds min(A.shape) = {len(s)}")
+    residual = (components - targets).cumsum(dim=-1)                 # W_k − A_k for every k
+    return residual.pow(2).sum(dim=(0, 1)).sqrt() / A.norm()
 
 
 def column_alignment(vectors: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
