@@ -8,7 +8,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-BOOK_STAMP := $(VENV)/.installed-book
 # pip prints one warning per package for the machine's local index mirrors; keep the log readable.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
@@ -34,10 +33,6 @@ $(STAMP): pyproject.toml
 	  > $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
 	@touch $(STAMP)
 
-$(BOOK_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,book]" 2>&1 | $(PIP_QUIET)
-	@touch $(BOOK_STAMP)
-
 reproduce: $(STAMP)
 	$(PY) -m theorylab.reproduce
 
@@ -53,7 +48,7 @@ lab: $(STAMP)
 
 # mystmd executes and validates the content offline; only the HTML theme (book-theme) must be
 # downloaded, once, from the MyST template service. Without it, the content is still built.
-book: $(BOOK_STAMP)
+book: $(STAMP)
 	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
 	if myst build --execute --html && test -f _build/html/index.html; then \
 	  echo "book: HTML site in _build/html (open _build/html/index.html)"; \
