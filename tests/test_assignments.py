@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from myst_text import MYST_HEADER
 
 from theorylab import assignments, cli
 from theorylab.assignments import AssignmentError
@@ -20,17 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHAPTERS = [p.stem for p in assignments.find_chapters(BOOK) if assignments.read_chapter(p)[1]]
 
-MINI = textwrap.dedent('''\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
+MINI = MYST_HEADER + textwrap.dedent('''\
 
     # Mini
 

@@ -3,20 +3,11 @@
 import json
 import textwrap
 
+from myst_text import MYST_HEADER
+
 from theorylab import reproduce
 
-HEADER = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
-    """)
+HEADER = MYST_HEADER
 
 
 def chapter(body: str) -> str:
