@@ -4,8 +4,10 @@ A layer ``W = U Vᵀ`` with ``U`` [out, r] and ``V`` [in, r] keeps, under *order
 ``b`` components, ``W_b = U_{:, :b} V_{:, :b}ᵀ``, for a rank ``b`` drawn at random. With isotropic inputs
 the expected loss is an average of Eckart–Young problems, minimised by the nested truncated SVD.
 
-Inputs of covariance Σ enter the population loss as ``E‖(W_b − A) x‖² = ‖(W_b − A) Σ^{1/2}‖_F²``; every
-objective here is that population loss (no sampling of x), averaged over ``b`` uniform on ``1..r``.
+Inputs of covariance Σ enter the population loss as ``E‖(W_b − A) x‖² = ‖(W_b − A) Σ^{1/2}‖_F²``.
+:func:`fit_ordered` minimises that population loss averaged over ``b`` uniform on ``1..r`` (exactly, no
+sampling); :func:`ordered_dropout_sgd` is its stochastic version, sampling inputs and one rank per
+sample through the per-sample-rank kernel.
 """
 
 from __future__ import annotations
