@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # pip prints one warning per package for the machine's local index mirrors; keep the log readable.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help reproduce test lint lab book bench assignments clean
+.PHONY: help reproduce test lint lab book bench assignments clean chromium
 
 help:
 	@echo "make reproduce   execute every chapter, print the claims report (THEORYLAB_SCALE=full on a GPU)"
@@ -25,20 +25,26 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing theorylab and its dependencies into $(VENV) (first run: a few minutes)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | $(PIP_QUIET)
-	@mkdir -p $(VENV)/etc/jupyter/labconfig
-	@# Jupyter servers refuse to run as root without this; our machines run everything as root.
-	@echo '{"ServerApp": {"allow_root": true}}' > $(VENV)/etc/jupyter/jupyter_server_config.json
-	@# Open the chapters (jupytext MyST .md files) as notebooks by default.
-	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' \
-	  > $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
+	@# allow_root, .md files open as notebooks in JupyterLab, kernel "python3" = this environment
+	$(PY) -m theorylab.jupyter_setup > /dev/null
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m theorylab.reproduce
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The browser test drives Debian's Chromium (Playwright's own browser download does not work
+# everywhere). Install it when missing; if that fails the browser test fails and says why.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing Debian's chromium for the browser test (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
+	  echo "WARNING: could not install chromium (apt-get install chromium failed); the browser test will fail"; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -49,7 +55,8 @@ lab: $(STAMP)
 # mystmd executes and validates the content offline; only the HTML theme (book-theme) must be
 # downloaded, once, from the MyST template service. Without it, the content is still built.
 book: $(STAMP)
-	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	@# THEORYLAB_PROGRESS=0: training progress bars are live widgets, meaningless on a static page.
+	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" THEORYLAB_PROGRESS=0; \
 	if myst build --execute --html && test -f _build/html/index.html; then \
 	  echo "book: HTML site in _build/html (open _build/html/index.html)"; \
 	else \

@@ -42,6 +42,7 @@ def built(tmp_path_factory):
     shutil.copytree(ROOT / "book", work / "book")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("TRITON_INTERPRET", None)   # pages execute as readers run them
+    env["THEORYLAB_PROGRESS"] = "0"     # as `make book` builds them: no progress-bar widgets
     process = subprocess.Popen([myst_executable(), "build", "--execute"], cwd=work, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:

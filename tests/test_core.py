@@ -100,3 +100,13 @@ def test_explore_validates():
         explore(draw, {"a": widgets.IntSlider()}, fallback=[])
     with pytest.raises(TypeError, match="controls"):
         explore(draw, {"a": 3}, fallback=[{"a": 1}])
+
+
+@pytest.mark.parametrize("value, shown", [(None, True), ("1", True), ("0", False), ("off", False),
+                                          ("False", False)])
+def test_show_progress_follows_the_environment(monkeypatch, value, shown):
+    if value is None:
+        monkeypatch.delenv("THEORYLAB_PROGRESS", raising=False)
+    else:
+        monkeypatch.setenv("THEORYLAB_PROGRESS", value)
+    assert config.show_progress() is shown

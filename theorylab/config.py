@@ -4,6 +4,9 @@ The scale is read from the environment variable ``THEORYLAB_SCALE``:
 
 * ``small`` (default): every chapter runs in under a minute on two CPU cores;
 * ``full``: the paper-scale cells, meant for a GPU.
+
+``THEORYLAB_PROGRESS=0`` turns the training progress bars off: the book's build and ``make reproduce``
+set it, because a progress bar is a live widget that means nothing in a rendered page.
 """
 
 from __future__ import annotations
@@ -39,3 +42,8 @@ def at_scale(small, full):
 def device() -> torch.device:
     """CUDA when a GPU is present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def show_progress() -> bool:
+    """False when ``THEORYLAB_PROGRESS`` is ``0``/``false``/``no``/``off``: progress bars stay hidden."""
+    return os.environ.get("THEORYLAB_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")

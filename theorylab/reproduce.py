@@ -52,8 +52,9 @@ def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
     fd, claims_file = tempfile.mkstemp(suffix=".jsonl")
     os.close(fd)
     env_before = {k: os.environ.get(k) for k in ("THEORYLAB_CLAIMS_FILE", "THEORYLAB_CHAPTER",
-                                                  "TRITON_INTERPRET")}
-    os.environ.update(THEORYLAB_CLAIMS_FILE=claims_file, THEORYLAB_CHAPTER=path.stem)
+                                                  "TRITON_INTERPRET", "THEORYLAB_PROGRESS")}
+    # The executed notebooks are read, not watched: no training progress bars in them.
+    os.environ.update(THEORYLAB_CLAIMS_FILE=claims_file, THEORYLAB_CHAPTER=path.stem, THEORYLAB_PROGRESS="0")
     os.environ.pop("TRITON_INTERPRET", None)  # chapters run the torch path on a CPU
     bar = tqdm(total=code_cells, desc=path.stem, unit="cell", leave=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import config
+
 
 def train(params: Iterable[torch.nn.Parameter], loss_fn: Callable[[int], torch.Tensor], *,
           steps: int, lr: float, optimizer: str = "adam", schedule: str = "cosine",
@@ -32,7 +34,7 @@ def train(params: Iterable[torch.nn.Parameter], loss_fn: Callable[[int], torch.T
     desc : str
         Label of the progress bar.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (unless ``THEORYLAB_PROGRESS=0``, see :mod:`theorylab.config`).
     """
     params = list(params)
     if not isinstance(steps, int) or steps < 1:
@@ -59,7 +61,7 @@ def train(params: Iterable[torch.nn.Parameter], loss_fn: Callable[[int], torch.T
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     losses = np.empty(steps)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not (progress and config.show_progress()), mininterval=0.5, leave=False)
     for step in bar:
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(step)

@@ -1,0 +1,201 @@
+"""End to end in a real browser: every chapter opens in JupyterLab as a notebook, runs, and its
+Explore panel answers a moved control.
+
+The test starts JupyterLab on 127.0.0.1 with a token, on a copy of ``book/`` (JupyterLab may save
+what it opens), drives Debian's headless Chromium through Playwright, and for each chapter
+
+1. opens ``NN-*.md`` by its URL: the Jupytext Notebook viewer must be the default for ``.md``;
+2. runs all cells and waits until every code cell has run, then asserts no cell shows an error;
+3. moves the first slider of the chapter's Explore panel one step with the keyboard, as a learner
+   would, and asserts that the panel's figure was redrawn (a different image) without an error;
+4. saves a screenshot as ``_build/browser/NN-*.png`` and the measurements as ``NN-*.json``.
+
+Chromium is a system package (``make test`` installs it with apt-get when missing); without it the
+test fails and says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from theorylab import chapters
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "browser"
+CHAPTERS = [path.name for path in chapters.find_chapters(ROOT / "book")]
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+RUN_TIMEOUT_S = 300        # a chapter runs in about a minute on two cores; JupyterLab adds a little
+REDRAW_TIMEOUT_S = 30      # a redraw takes well under a second; this only bounds a hung kernel
+
+
+def chromium_path() -> str:
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("Chromium is not installed, so the chapters cannot be tested in a browser. `make test` "
+                "installs it with `apt-get install -y chromium` (Debian's package; needs root or sudo); "
+                "install it that way, or put a chromium executable on PATH, and run the tests again.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a copy of the book; yields its base URL and token, then stops it."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "book", root / "book")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}   # kernels run as readers'
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    log = open(root / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
+         "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(f"JupyterLab did not start:\n{(root / 'jupyterlab.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
+
+
+# JavaScript run in the page through the JupyterLab application object (exposed by
+# --LabApp.expose_app_in_browser): the notebook that is open, and the state of its cells.
+NOTEBOOK_STATE = """() => {
+  if (!window.jupyterapp || !window.jupyterapp.shell) return null;
+  const widget = window.jupyterapp.shell.currentWidget;
+  if (!widget || !widget.content || !widget.content.model || !widget.sessionContext) return null;
+  const cells = Array.from(widget.content.model.cells);
+  const code = cells.filter(c => c.type === 'code');
+  const errors = [];
+  code.forEach((c, i) => c.outputs.toJSON().forEach(o => {
+    if (o.output_type === 'error') errors.push(`code cell ${i + 1}: ${o.ename}: ${o.evalue}`);
+  }));
+  return {
+    path: widget.context ? widget.context.path : null,
+    model: widget.context ? widget.context.factoryName : null,   // 'notebook': opened as a notebook
+    kernel: widget.sessionContext.session && widget.sessionContext.session.kernel
+      ? widget.sessionContext.session.kernel.name : null,
+    kernel_display: widget.sessionContext.kernelDisplayName,
+    status: widget.sessionContext.kernelDisplayStatus,
+    cells: code.length,
+    run: code.filter(c => c.executionCount !== null).length,
+    errors,
+  };
+}"""
+
+FIRST_PANEL = """() => {
+  const slider = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider');
+  if (!slider) return null;
+  const panel = slider.closest('.widget-vbox');
+  const image = panel && panel.querySelector('.widget-output img');
+  const errors = panel ? panel.querySelectorAll(
+      '.widget-output [data-mime-type="application/vnd.jupyter.stderr"]').length : 0;
+  const label = slider.querySelector('.widget-label');
+  const value = slider.querySelector('.widget-readout');
+  return {label: label ? label.textContent : '', value: value ? value.textContent : '',
+          image: image ? image.src : null, errors};
+}"""
+
+
+def wait_for(page, script, predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while time.monotonic() < deadline:
+        state = page.evaluate(script)
+        if predicate(state):
+            return state
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last state: {state}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_and_its_panel_responds(lab, browser, chapter):
+    url, token = lab
+    OUT.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    result = {"chapter": chapter}
+    try:
+        page.goto(f"{url}/lab/workspaces/test-{chapter[:2]}/tree/book/{chapter}?reset&token={token}")
+        state = wait_for(page, NOTEBOOK_STATE, lambda s: bool(s) and s["kernel"] and s["status"] == "idle",
+                         120, f"{chapter} to open as a notebook with an idle kernel")
+        result.update(path=state["path"], opened_as=state["model"], kernel=state["kernel_display"])
+        assert state["path"] == f"book/{chapter}" and state["model"] == "notebook", \
+            f"{chapter} did not open as a notebook by default: {state}"
+        assert "theorylab" in state["kernel_display"], \
+            f"{chapter} started {state['kernel_display']!r}, not theorylab's kernel (make installs it)"
+
+        start = time.monotonic()
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        state = wait_for(page, NOTEBOOK_STATE,
+                         lambda s: s["errors"] or (s["run"] == s["cells"] and s["status"] == "idle"),
+                         RUN_TIMEOUT_S, f"all cells of {chapter} to run")
+        result.update(cells=state["cells"], cells_run=state["run"], errors=state["errors"],
+                      run_s=round(time.monotonic() - start, 1))
+        assert not state["errors"], f"{chapter}: cells show errors: {state['errors']}"
+
+        before = wait_for(page, FIRST_PANEL, lambda s: bool(s) and s["image"], 30,
+                          f"the Explore panel of {chapter} to draw")
+        handle = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        start = time.monotonic()
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        after = wait_for(page, FIRST_PANEL, lambda s: s["image"] != before["image"] or s["errors"],
+                         REDRAW_TIMEOUT_S, f"the Explore panel of {chapter} to redraw")
+        result.update(control=before["label"].strip(), value_before=before["value"],
+                      value_after=after["value"], output_changed=after["image"] != before["image"],
+                      redraw_s=round(time.monotonic() - start, 2), panel_errors=after["errors"])
+        page.wait_for_timeout(300)
+        page.screenshot(path=OUT / f"{Path(chapter).stem}.png")
+        assert after["errors"] == 0, f"{chapter}: the panel's redraw printed an error"
+        assert after["value"] != before["value"], f"{chapter}: the slider did not move"
+        assert after["image"] != before["image"]
+    finally:
+        (OUT / f"{Path(chapter).stem}.json").write_text(json.dumps(result, indent=2))
+        page.close()

@@ -1,0 +1,29 @@
+import json
+import sys
+
+from theorylab import jupyter_setup
+
+
+def test_configure_writes_settings_and_kernel_and_keeps_existing_keys(tmp_path):
+    lab = tmp_path / "etc" / "jupyter" / "labconfig" / "default_setting_overrides.json"
+    lab.parent.mkdir(parents=True)
+    lab.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))
+
+    server, lab_written, kernel = jupyter_setup.configure(tmp_path)
+
+    assert json.loads(server.read_text())["ServerApp"]["allow_root"] is True
+    overrides = json.loads(lab_written.read_text())
+    assert overrides["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
+    viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers == {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}
+    spec = json.loads((kernel / "kernel.json").read_text())
+    assert kernel.name == "python3" and spec["display_name"] == "Python 3 (theorylab)"
+    assert spec["argv"][0] == sys.executable
+
+
+def test_configure_is_idempotent(tmp_path):
+    first = [p.read_text() if p.is_file() else (p / "kernel.json").read_text()
+             for p in jupyter_setup.configure(tmp_path)]
+    second = [p.read_text() if p.is_file() else (p / "kernel.json").read_text()
+              for p in jupyter_setup.configure(tmp_path)]
+    assert first == second
