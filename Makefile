@@ -61,6 +61,7 @@ book: $(STAMP)
 	  echo "book: HTML site in _build/html (open _build/html/index.html)"; \
 	else \
 	  echo ""; \
+	  if [ -n "$${BOOK_REQUIRE_HTML:-}" ]; then echo "book: the HTML build failed (BOOK_REQUIRE_HTML is set)"; exit 1; fi; \
 	  echo "book: no HTML: the MyST book-theme is downloaded from the MyST template service, which this"; \
 	  echo "book: machine cannot reach (it needs internet once). Building and executing the content alone."; \
 	  rm -rf _build/site/content; \

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d")    # tqdm's "300/600 [00:01<00:01, ...]"
 THEME_DOWNLOAD = re.compile(r"api\.mystmd\.org/templates|Querying template metadata|To list valid templates")
 
 
@@ -80,3 +81,23 @@ def test_every_toc_page_built_with_outputs(built):
         dumped = json.dumps(page)
         assert '"image/png"' in dumped, f"{file}: no figure among the executed outputs"
         assert '"ename"' not in dumped, f"{file}: an executed cell raised an error"
+        assert not PROGRESS_BAR.search(dumped), f"{file}: a progress bar is among the rendered outputs"
+
+
+def test_deploy_workflow_builds_the_html_site_and_publishes_it():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    runs = [step.get("run", "") for step in build["steps"]]
+    assert "make book" in runs
+    assert build["env"]["BOOK_REQUIRE_HTML"] == "1"     # no silent content-only fallback online
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
+
+
+def test_launch_buttons_point_at_the_repository_and_binder_environment():
+    project = yaml.safe_load((ROOT / "myst.yml").read_text())["project"]
+    repo = project["github"].removeprefix("https://github.com/")
+    assert project["jupyter"]["binder"]["repo"] == repo
+    assert (ROOT / "environment.yml").exists() and os.access(ROOT / "postBuild", os.X_OK)
