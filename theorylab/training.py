@@ -61,7 +61,8 @@ def train(params: Iterable[torch.nn.Parameter], loss_fn: Callable[[int], torch.T
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     losses = np.empty(steps)
-    bar = tqdm(range(steps), desc=desc, disable=not (progress and config.show_progress()), mininterval=0.5, leave=False)
+    shown = progress and config.show_progress()
+    bar = tqdm(range(steps), desc=desc, disable=not shown, mininterval=0.5, leave=False)
     for step in bar:
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(step)

@@ -1,0 +1,471 @@
+"""Generative vs discriminative classifiers (chapter 5): naive Bayes and logistic regression against direct
+formulas and scikit-learn, the Gaussian mixtures and their exact errors, the learning-curve machinery,
+the ``prefix_class_stats`` kernel against its reference in Triton's interpreter, and its benchmark."""
+
+import functools
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import triton.testing
+from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
+from sklearn.naive_bayes import GaussianNB
+
+from theorylab import generative as gen
+from theorylab.kernels import bench, interpreter_on, prefix_class_stats, prefix_class_stats_reference
+
+
+def three_classes(m=240, n=9, seed=0, correlation=0.2):
+    return gen.mixture(n, n_classes=3, correlation=correlation, mean_scale=0.4).sample(m, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Naive Bayes
+# ---------------------------------------------------------------------------------------------------
+
+def test_naive_bayes_parameters_are_the_textbook_formulas():
+    X, y = three_classes()
+    nb = gen.GaussianNaiveBayes(var_smoothing=0.0).fit(X, y)
+    prior = torch.stack([(y == k).double().mean() for k in range(3)])
+    means = torch.stack([X[y == k].mean(0) for k in range(3)])
+    var = sum(prior[k] * X[y == k].var(0, unbiased=False) for k in range(3))
+    torch.testing.assert_close(nb.class_prior_, prior, rtol=0, atol=1e-15)
+    torch.testing.assert_close(nb.means_, means, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(nb.var_, var, rtol=1e-12, atol=0)
+    torch.testing.assert_close(nb.coef_, means / var)
+    torch.testing.assert_close(nb.intercept_, prior.log() - 0.5 * (means**2 / var).sum(1))
+    assert nb.n_classes_ == 3 and nb.coef_.dtype == torch.float64
+
+
+def test_naive_bayes_agrees_with_sklearn_and_bayes_rule():
+    X, y = three_classes(seed=1)
+    nb = gen.GaussianNaiveBayes().fit(X, y)
+    sk = GaussianNB(var_smoothing=1e-12).fit(X.numpy(), y.numpy())
+    np.testing.assert_allclose(nb.means_.numpy(), sk.theta_, atol=1e-13)
+    np.testing.assert_allclose(nb.class_prior_.numpy(), sk.class_prior_, atol=1e-15)
+    posterior = gen.gaussian_posterior(X, nb.class_prior_, nb.means_, nb.var_)
+    torch.testing.assert_close(nb.predict_proba(X), posterior, rtol=0, atol=1e-12)
+    assert torch.equal(nb.predict(X), posterior.argmax(1))
+    assert nb.error(X, y) == pytest.approx((nb.predict(X) != y).double().mean().item())
+
+
+def test_variance_smoothing_is_relative_to_the_largest_variance():
+    X = torch.tensor([[0.0, 1.0], [0.0, 3.0], [1.0, 5.0], [1.0, 9.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])
+    nb = gen.GaussianNaiveBayes(var_smoothing=0.1).fit(X, y)
+    # feature 0 is constant within each class: pooled variance 0, raised by 0.1 × 2.5 (the variance of x_1)
+    torch.testing.assert_close(nb.var_, torch.tensor([0.25, 2.75], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logistic regression
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+def test_multinomial_logistic_regression_matches_sklearn(C):
+    X, y = three_classes(seed=2)
+    ours = gen.LogisticRegression(C=C, tol=1e-9).fit(X, y)
+    theirs = SklearnLogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
+    scale = np.abs(theirs.coef_).max()
+    np.testing.assert_allclose(ours.coef_.numpy(), theirs.coef_, atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.intercept_.numpy(), theirs.intercept_,
+                               atol=1e-4 * (1 + abs(theirs.intercept_).max()))
+    np.testing.assert_allclose(ours.predict_proba(X).numpy(), theirs.predict_proba(X.numpy()), atol=1e-6)
+
+
+def test_two_classes_equal_sklearn_binary_with_twice_C():
+    X, y = gen.gaussian_mixture(200, 6, correlation=0.3, mean_scale=0.5, seed=3)
+    ours = gen.LogisticRegression(C=0.7, tol=1e-10).fit(X, y)
+    theirs = SklearnLogisticRegression(C=1.4, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
+    np.testing.assert_allclose((ours.coef_[1] - ours.coef_[0]).numpy(), theirs.coef_[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose((ours.intercept_[1] - ours.intercept_[0]).item(), theirs.intercept_[0],
+                               rtol=1e-5)
+    # the symmetric parametrisation: the penalty splits the weight evenly between the classes
+    torch.testing.assert_close(ours.coef_[0], -ours.coef_[1], rtol=1e-6, atol=1e-8)
+
+
+def test_fewer_samples_than_features_and_wide_scales_converge():
+    X, y = gen.gaussian_mixture(12, 40, seed=4)            # half the features have standard deviation √40
+    ours = gen.LogisticRegression(tol=1e-10, max_iter=5000).fit(X, y)
+    theirs = SklearnLogisticRegression(C=2.0, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
+    np.testing.assert_allclose((ours.coef_[1] - ours.coef_[0]).numpy(), theirs.coef_[0], rtol=1e-4,
+                               atol=1e-6 * np.abs(theirs.coef_).max())
+    assert ours.n_iter_ < 5000
+
+
+def test_fit_batch_and_batched_solver_agree_with_single_fits():
+    sets = [three_classes(m=60, seed=s) for s in range(3)]
+    X = torch.stack([s[0] for s in sets])
+    y = torch.stack([s[1] for s in sets])
+    fitted = gen.LogisticRegression(C=0.5, tol=1e-9).fit_batch(X, y)
+    for (Xs, ys), model in zip(sets, fitted, strict=True):
+        single = gen.LogisticRegression(C=0.5, tol=1e-9).fit(Xs, ys)
+        torch.testing.assert_close(model.coef_, single.coef_, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(model.predict_proba(Xs), single.predict_proba(Xs), rtol=1e-5, atol=1e-7)
+
+
+def test_zero_weights_drop_samples_and_warm_start_reaches_the_same_optimum():
+    X, y = three_classes(m=80, seed=5)
+    weight = torch.ones(80, dtype=torch.float64)
+    weight[50:] = 0.0
+    W_w, b_w, _ = gen.fit_logistic_many(X[None], y[None], 3, sample_weight=weight[None], tol=1e-10)
+    W_d, b_d, _ = gen.fit_logistic_many(X[None, :50], y[None, :50], 3, tol=1e-10)
+    torch.testing.assert_close(W_w, W_d, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(b_w, b_d, rtol=1e-6, atol=1e-7)
+    W_0, b_0, it_0 = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10)
+    W_1, b_1, it_1 = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10, init=(W_0, b_0))
+    torch.testing.assert_close(W_1, W_0, rtol=1e-6, atol=1e-8)
+    assert it_1 <= 2
+
+
+def test_log_softmax_helper_is_stable():
+    z = torch.tensor([[1000.0, 0.0, -1000.0]], dtype=torch.float64)
+    torch.testing.assert_close(gen._log_softmax(z), torch.log_softmax(z, -1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------
+
+X_OK = torch.zeros(4, 2, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("estimator", [gen.GaussianNaiveBayes, gen.LogisticRegression])
+@pytest.mark.parametrize("X, y, match", [
+    (X_OK, torch.tensor([1, 1, 1, 1]), "at least two classes"),
+    (X_OK, torch.tensor([0, 2, 0, 2]), "labels 0 .. K-1"),
+    (X_OK, torch.tensor([1, 2, 1, 2]), "labels 0 .. K-1"),
+    (torch.tensor([[0.0, float("nan")], [1, 1], [2, 2], [3, 3]]), torch.tensor([0, 1, 0, 1]),
+     "X must be finite"),
+    (X_OK, torch.tensor([0, 1, 0]), r"y must have shape \[4\]"),
+    (torch.zeros(4), torch.tensor([0, 1, 0, 1]), "X must have shape"),
+    (X_OK, torch.tensor([0.0, 0.5, 1.0, 1.0]), "integer class labels"),
+])
+def test_bad_training_data(estimator, X, y, match):
+    with pytest.raises(ValueError, match=match):
+        estimator().fit(X, y)
+
+
+def test_bad_parameters_and_unfitted_use():
+    X, y = three_classes(m=30)
+    with pytest.raises(ValueError, match="C must be positive"):
+        gen.LogisticRegression(C=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="max_iter"):
+        gen.LogisticRegression(max_iter=0).fit(X, y)
+    with pytest.raises(ValueError, match="var_smoothing"):
+        gen.GaussianNaiveBayes(var_smoothing=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        gen.GaussianNaiveBayes().predict(X)
+    nb = gen.GaussianNaiveBayes().fit(X, y)
+    with pytest.raises(ValueError, match="must have 9 features"):
+        nb.predict(X[:, :5])
+    with pytest.raises(TypeError, match="X must be an array"):
+        nb.predict("abc")
+    with pytest.raises(ValueError, match="n_classes"):
+        gen.fit_logistic_many(X[None], y[None], 1)
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 1\]"):
+        gen.fit_logistic_many(X[None], y[None], 2)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: gen.gaussian_mixture(10, 4, correlation=1.0), "correlation must lie in"),
+    (lambda: gen.gaussian_mixture(10, 4, correlation=-0.1), "correlation must lie in"),
+    (lambda: gen.gaussian_mixture(0, 4), "m must be an integer"),
+    (lambda: gen.gaussian_mixture(10, 0), "n must be an integer"),
+    (lambda: gen.gaussian_mixture(10, 4, n_classes=1), "n_classes"),
+    (lambda: gen.gaussian_mixture(10, 4, mean_scale=0.0), "mean_scale must be positive"),
+    (lambda: gen.random_orders(torch.tensor([0, 1, 0, 1]), 3, length=2, disjoint=True),
+     "length must be at most"),
+    (lambda: gen.nb_prefix_fits(X_OK, torch.tensor([0, 1, 0, 1]), torch.tensor([[0, 1, 2, 3]]), [3, 2]),
+     "m_grid must be a strictly increasing"),
+    (lambda: gen.nb_prefix_fits(X_OK, torch.tensor([0, 1, 0, 1]), torch.tensor([[0, 1, 2, 3]]), [2, 9]),
+     r"m_grid must lie in \[1, 4\]"),
+    (lambda: gen.first_crossing([1, 2], [0.3], 0.1), "same length"),
+    (lambda: gen.mixture(4, n_classes=3).logistic_risk(torch.zeros(3, 4), torch.zeros(3)), "two classes"),
+    (lambda: gen.mixture(4).error(torch.zeros(3, 4), torch.zeros(3)), "W must have shape"),
+])
+def test_bad_arguments_name_themselves(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gaussian mixtures and exact errors
+# ---------------------------------------------------------------------------------------------------
+
+def test_mixture_design_and_sampling():
+    mix = gen.mixture(6, n_classes=3, correlation=0.25, mean_scale=2.0)
+    torch.testing.assert_close(mix.means[:, 0], torch.tensor([-2.0, 2.0, 4.0], dtype=torch.float64))
+    torch.testing.assert_close(mix.std, torch.tensor([6**0.5] * 3 + [1.0] * 3, dtype=torch.float64))
+    Sigma = mix.covariance()
+    v = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mix.solve(v), torch.linalg.solve(Sigma, v.T).T)
+    torch.testing.assert_close(mix.quadratic(v), torch.einsum("bi,ij,bj->b", v, Sigma, v))
+    X, y = mix.sample(60_000, seed=1)
+    assert X.dtype == torch.float64 and y.dtype == torch.int64 and set(y.tolist()) == {0, 1, 2}
+    centred = X - mix.means[y]
+    torch.testing.assert_close(centred.T @ centred / len(y), Sigma, atol=0.1, rtol=0.03)
+    X2, y2 = gen.gaussian_mixture(50, 6, n_classes=3, correlation=0.25, mean_scale=2.0, seed=1)
+    assert torch.equal(X2, mix.sample(50, seed=1)[0]) and torch.equal(y2, mix.sample(50, seed=1)[1])
+    other = gen.gaussian_mixture(50, 6, n_classes=3, correlation=0.25, mean_scale=2.0, seed=2)
+    assert not torch.equal(X2, other[0])
+
+
+@pytest.mark.parametrize("n_classes, correlation", [(2, 0.0), (2, 0.3), (3, 0.2), (4, 0.0)])
+def test_exact_error_matches_monte_carlo(n_classes, correlation):
+    mix = gen.mixture(8, n_classes=n_classes, correlation=correlation, mean_scale=0.3)
+    X, y = mix.sample(200_000, seed=3)
+    random_W = torch.randn(n_classes, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    zero_b = torch.zeros(n_classes, dtype=torch.float64)
+    classifiers = [mix.bayes_classifier(), mix.nb_limit(), (random_W, zero_b)]
+    for W, b in classifiers:
+        exact = float(mix.error(W, b))
+        mc = gen.test_errors(W, b, X, y).item()
+        assert abs(exact - mc) < 4 * math.sqrt(exact * (1 - exact) / len(y)) + 1e-6
+
+
+def test_asymptotic_errors():
+    independent = gen.mixture(10, correlation=0.0, mean_scale=0.3).asymptotic_errors()
+    assert independent["nb"] == pytest.approx(independent["bayes"], abs=1e-12)
+    delta = math.sqrt(0.3**2 * (2 + 2 * 10))                        # Δ² = s²(2 + 2n) for this design
+    assert independent["bayes"] == pytest.approx(0.5 * math.erfc(delta / 2 / math.sqrt(2)), rel=1e-10)
+    correlated = gen.mixture(10, correlation=0.2, mean_scale=0.3).asymptotic_errors()
+    assert correlated["nb"] > correlated["bayes"] + 0.01 and correlated["lr"] == correlated["bayes"]
+    # more classes: collinear means make the exact error a one-dimensional interval probability
+    many = gen.mixture(10, n_classes=4, correlation=0.2, mean_scale=0.3).asymptotic_errors()
+    assert 0 < many["bayes"] < many["nb"] < 0.75
+
+
+def test_logistic_risk_quadrature_matches_monte_carlo_and_bayes_is_smallest():
+    mix = gen.mixture(6, correlation=0.3, mean_scale=0.3)
+    X, y = mix.sample(400_000, seed=5)
+    for W, b in (mix.bayes_classifier(), mix.nb_limit()):
+        logits = X @ W.T + b
+        mc = -(logits - torch.logsumexp(logits, 1, keepdim=True)).gather(1, y[:, None]).mean().item()
+        assert mix.logistic_risk(W, b).item() == pytest.approx(mc, abs=5e-3)
+    assert mix.logistic_risk(*mix.bayes_classifier()) < mix.logistic_risk(*mix.nb_limit())
+
+
+def test_nb_error_prediction_follows_the_learning_curve():
+    n, distance = 96, 3.0
+    mix = gen.mixture(n, mean_scale=distance / math.sqrt(2 + 2 * n))
+    grid = torch.tensor([150, 300, 600])
+    X, y = mix.sample(30 * 600, seed=6)
+    orders = gen.random_orders(y, 30, length=600, disjoint=True, seed=7)
+    measured = mix.error(*gen.nb_prefix_fits(X, y, orders, grid)).mean(0)
+    predicted = gen.nb_error_prediction(mix, grid)
+    excess = measured - mix.bayes_error()
+    assert ((measured - predicted).abs() < 0.1 * excess + 0.002).all()
+    # the second-order terms are positive and of order 1/m; both orders tend to NB's limit
+    first = gen.nb_error_prediction(mix, grid, order=1)
+    assert ((predicted > first) & (predicted - first < 2 / grid)).all()
+    for order in (1, 2):
+        limit = gen.nb_error_prediction(mix, 1e12, order=order).item()
+        assert limit == pytest.approx(mix.asymptotic_errors()["nb"], abs=1e-9)
+    with pytest.raises(ValueError, match="order must be 1 or 2"):
+        gen.nb_error_prediction(mix, grid, order=3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Learning curves
+# ---------------------------------------------------------------------------------------------------
+
+def test_random_orders():
+    y = torch.tensor([0, 1, 2] * 10 + [2] * 10)
+    orders = gen.random_orders(y, 4, seed=0)
+    assert orders.shape == (4, 40)
+    for row in orders:
+        assert sorted(row.tolist()) == list(range(40))
+        assert set(y[row[:3]].tolist()) == {0, 1, 2}
+    assert torch.equal(orders, gen.random_orders(y, 4, seed=0))
+    blocks = gen.random_orders(y[:30], 3, length=10, disjoint=True, seed=1)
+    for s, row in enumerate(blocks):
+        assert sorted(row.tolist()) == list(range(10 * s, 10 * s + 10))
+        assert set(y[row[:3]].tolist()) == {0, 1, 2}
+
+
+def test_prefix_fits_equal_fits_on_each_prefix():
+    X, y = three_classes(m=90, seed=8)
+    orders = gen.random_orders(y, 2, length=70, seed=9)
+    grid = [5, 23, 70]
+    W_nb, b_nb = gen.nb_prefix_fits(X, y, orders, grid, var_smoothing=1e-3)
+    W_lr, b_lr = gen.lr_prefix_fits(X, y, orders, grid, C=0.5, tol=1e-10)
+    assert W_nb.shape == (2, 3, 3, 9) and b_lr.shape == (2, 3, 3)
+    for s in range(2):
+        for g, m in enumerate(grid):
+            rows = orders[s, :m]
+            nb = gen.GaussianNaiveBayes(var_smoothing=1e-3).fit(X[rows], y[rows])
+            torch.testing.assert_close(W_nb[s, g], nb.coef_, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(b_nb[s, g], nb.intercept_, rtol=1e-10, atol=1e-10)
+            lr = gen.LogisticRegression(C=0.5, tol=1e-10).fit(X[rows], y[rows])
+            torch.testing.assert_close(W_lr[s, g], lr.coef_, rtol=1e-5, atol=1e-6)
+
+
+def test_test_errors_and_learning_curves():
+    X, y = three_classes(m=200, seed=10)
+    X_test, y_test = three_classes(m=300, seed=11)
+    nb = gen.GaussianNaiveBayes().fit(X, y)
+    errors = gen.test_errors(nb.coef_, nb.intercept_, X_test, y_test)
+    assert errors.item() == pytest.approx(nb.error(X_test, y_test))
+    curves = gen.learning_curves(X, y, X_test, y_test, [6, 20, 200], n_orders=3, seed=0)
+    assert curves["nb"].shape == curves["lr"].shape == (3, 3)
+    assert ((curves["nb"] >= 0) & (curves["nb"] <= 1)).all()
+    # the full pool is the same training set for every order
+    assert torch.allclose(curves["nb"][:, -1], curves["nb"][0, -1].expand(3))
+
+
+def test_first_crossing():
+    assert gen.first_crossing([1, 10, 100], [0.5, 0.2, 0.05], 0.2) == pytest.approx(10.0)
+    # halfway between 0.2 and 0.05 in value: halfway between 10 and 100 in log m
+    assert gen.first_crossing([1, 10, 100], [0.5, 0.2, 0.0], 0.1) == pytest.approx(10 ** 1.5)
+    assert gen.first_crossing([1, 10], [0.05, 0.01], 0.1) == 1.0
+    assert math.isnan(gen.first_crossing([1, 10], [0.5, 0.4], 0.1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# samples_to_reach
+# ---------------------------------------------------------------------------------------------------
+
+def one_over_m_sampler(m, seed=0):
+    """X carries m; labels alternate. With OneOverM below, the test error is round(1000/m)/1000 ≈ 1/m."""
+    return torch.full((m, 1), float(m), dtype=torch.float64), torch.arange(m) % 2
+
+
+class OneOverM:
+    def fit(self, X, y):
+        self.m = int(X[0, 0])
+        return self
+
+    def predict(self, X):
+        wrong = round(len(X) / self.m)
+        labels = torch.arange(len(X)) % 2
+        labels[:wrong] = 1 - labels[:wrong]
+        return labels
+
+
+def test_samples_to_reach_finds_the_smallest_size():
+    # round(1000/m) ≤ 50 first at m = 20
+    assert gen.samples_to_reach(OneOverM, one_over_m_sampler, 0.05, n_test=1000, repeats=2) == 20
+    coarse = gen.samples_to_reach(OneOverM, one_over_m_sampler, 0.05, n_test=1000, repeats=2, rtol=0.2)
+    assert 20 <= coarse <= 24
+    with pytest.raises(ValueError, match="not reached"):
+        gen.samples_to_reach(OneOverM, one_over_m_sampler, 0.0005, n_test=1000, repeats=1, m_max=64)
+    with pytest.raises(ValueError, match="target_error"):
+        gen.samples_to_reach(OneOverM, one_over_m_sampler, 1.5, n_test=10, repeats=1)
+    with pytest.raises(ValueError, match="repeats"):
+        gen.samples_to_reach(OneOverM, one_over_m_sampler, 0.1, n_test=10, repeats=0)
+    with pytest.raises(TypeError, match="learner"):
+        gen.samples_to_reach(42, one_over_m_sampler, 0.1, n_test=10, repeats=1)
+
+
+def test_samples_to_reach_with_the_estimators():
+    sampler = functools.partial(gen.gaussian_mixture, n=16)
+    mix = gen.mixture(16)
+    target = mix.bayes_error() + 0.02
+    m_nb = gen.samples_to_reach(gen.GaussianNaiveBayes(), sampler, target, n_test=1000, repeats=3)
+    m_lr = gen.samples_to_reach(gen.LogisticRegression(), sampler, target, n_test=1000, repeats=3)
+    assert 2 <= m_nb < m_lr
+    assert m_nb == gen.samples_to_reach(gen.GaussianNaiveBayes(), sampler, target, n_test=1000, repeats=3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pretrained features
+# ---------------------------------------------------------------------------------------------------
+
+def test_pretrained_digit_features():
+    out = gen.pretrained_digit_features(hidden=16, steps=60, seed=1)
+    F, y = out["features"], out["labels"]
+    assert F.shape == (899, 16) and y.shape == (899,) and F.dtype == torch.float64
+    assert set(y.tolist()) == set(range(10))
+    assert out["transfer_accuracy"] > 0.8 and out["pretrain_accuracy"] >= out["transfer_accuracy"] - 0.05
+    assert torch.equal(F, gen.pretrained_digit_features(hidden=16, steps=60, seed=1)["features"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The prefix_class_stats kernel (Triton's interpreter) against its reference
+# ---------------------------------------------------------------------------------------------------
+
+def stats_inputs(M, n, K, S, L, seed=0, offset=0.0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(M, n, generator=g) * 2.0 + offset
+    y = torch.randint(0, K, (M,), generator=g)
+    order = torch.stack([torch.randperm(M, generator=g)[:L] for _ in range(S)])
+    return X, y, order
+
+
+def test_kernel_tests_run_in_the_interpreter():
+    assert interpreter_on()
+
+
+@pytest.mark.parametrize("M, n, K, S, ends", [
+    (53, 37, 3, 2, [1, 2, 7, 16, 17, 33, 45]),       # prefixes inside and across tiles of 16
+    (40, 1, 2, 1, [40]),                             # one feature, one prefix, the whole pool
+    (70, 65, 5, 3, [5, 31, 32, 33, 64]),             # features spanning three blocks of 32
+    (33, 8, 10, 2, [3, 20, 33]),                     # classes missing from early prefixes
+    (25, 5, 1, 1, [1, 25]),                          # one class
+])
+def test_prefix_class_stats_matches_reference(M, n, K, S, ends):
+    X, y, order = stats_inputs(M, n, K, S, max(ends), seed=M)
+    ends = torch.tensor(ends)
+    counts, means, variances = prefix_class_stats(X, y, order, ends, K, backend="triton")
+    c_ref, m_ref, v_ref = prefix_class_stats_reference(X.double(), y, order, ends, K)
+    assert counts.dtype == torch.int64 and torch.equal(counts, c_ref)
+    assert means.shape == variances.shape == (S, len(ends), K, n)
+    torch.testing.assert_close(means.double(), m_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(variances.double(), v_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_class_stats_is_accurate_far_from_zero():
+    # data with mean 1000 and spread 2: raw sums of squares would lose the variance in float32
+    X, y, order = stats_inputs(61, 7, 3, 2, 61, seed=3, offset=1000.0)
+    ends = torch.tensor([9, 30, 61])
+    _, _, variances = prefix_class_stats(X, y, order, ends, 3, backend="triton")
+    _, _, v_ref = prefix_class_stats_reference(X.double(), y, order, ends, 3)
+    torch.testing.assert_close(variances.double(), v_ref, rtol=1e-3, atol=1e-3)
+
+
+def test_prefix_class_stats_dispatch_and_validation():
+    X, y, order = stats_inputs(20, 3, 2, 1, 20)
+    ends = torch.tensor([10, 20])
+    got = prefix_class_stats(X.double(), y, order, ends, 2, backend="torch")
+    ref = prefix_class_stats_reference(X.double(), y, order, ends, 2)
+    for a, b in zip(got, ref, strict=True):
+        assert torch.equal(a, b)
+    assert got[1].dtype == torch.float64
+    with pytest.raises(ValueError, match="ends must increase strictly"):
+        prefix_class_stats(X, y, order, torch.tensor([10, 10]), 2)
+    with pytest.raises(ValueError, match="ends must increase strictly"):
+        prefix_class_stats(X, y, order, torch.tensor([5, 21]), 2)
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 0\]"):
+        prefix_class_stats(X, y, order, ends, 1)
+    with pytest.raises(ValueError, match="order must hold row indices"):
+        prefix_class_stats(X, y, order + 1, ends, 2)
+    with pytest.raises(ValueError, match=r"y must have shape \[20\]"):
+        prefix_class_stats(X, y[:5], order, ends, 2)
+    with pytest.raises(TypeError, match="order must be an int32 or int64"):
+        prefix_class_stats(X, y, order.float(), ends, 2)
+    with pytest.raises(TypeError, match="X must be a floating-point"):
+        prefix_class_stats(X.long(), y, order, ends, 2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark bookkeeping on the CPU
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cpu_timing(monkeypatch):
+    def do_bench(fn):
+        start = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - start)
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    monkeypatch.setattr(torch, "compile", lambda fn: fn)
+
+
+def test_bench_prefix_class_stats_on_cpu(cpu_timing):
+    result = bench.bench_prefix_class_stats(3, 50, 9, classes=4, sizes=5, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-4 and result["bytes"] > 0

@@ -1,0 +1,987 @@
+"""Generative vs discriminative linear classifiers (chapter 5): Gaussian naive Bayes and logistic regression.
+
+Notation and shapes: ``m`` training samples, ``n`` features, ``K`` classes; ``X`` [m, n] features (float64),
+``y`` [m] integer labels in ``0 .. K − 1``. Both classifiers are linear-softmax,
+``p(y = k | x) = softmax(W x + b)_k`` with ``W`` [K, n] and ``b`` [K]:
+
+* :class:`GaussianNaiveBayes` fits the generative model ``x | y = k ~ N(μ_k, diag(σ²))`` (one variance per
+  feature, shared by the classes) by maximum likelihood and reads ``W`` and ``b`` off it;
+* :class:`LogisticRegression` fits ``W`` and ``b`` directly: multinomial, L2-penalised, minimising
+  ``C Σ_i CE_i + ½‖W‖_F²`` (scikit-learn's objective; the intercept is not penalised).
+
+Data: :func:`gaussian_mixture` samples the Gaussian mixtures of the chapter, :class:`Mixture` holds one and
+computes exact errors of linear classifiers under it (Bayes, NB's and LR's asymptotic errors).
+Learning curves: :func:`random_orders`, :func:`nb_prefix_fits` (every prefix of an order in one pass
+through :func:`theorylab.kernels.prefix_class_stats`), :func:`lr_prefix_fits` (all the logistic
+regressions of a learning curve as one batched L-BFGS problem), :func:`test_errors`;
+:func:`samples_to_reach` finds the training-set size a learner needs. Errors are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+from sklearn.base import BaseEstimator
+
+from .kernels import prefix_class_stats
+from .seeding import make_generator
+
+DTYPE = torch.float64
+
+__all__ = [
+    "GaussianNaiveBayes", "LogisticRegression", "Mixture", "mixture", "gaussian_mixture",
+    "gaussian_posterior", "nb_parameters", "fit_logistic_many", "random_orders", "nb_prefix_fits",
+    "lr_prefix_fits", "test_errors", "learning_curves", "samples_to_reach", "nb_error_prediction",
+    "first_crossing",
+    "pretrained_digit_features",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------------
+
+def _single_threaded(fn):
+    """Run ``fn`` with one CPU thread. This module's tensors are small; on a busy two-core machine each
+    multi-threaded torch operation on them was seen to cost ~10 ms of thread-pool waiting (torch 2.13),
+    against ~50 µs single-threaded. GPU work is unaffected."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return wrapper
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    # ``torch.log_softmax`` and ``torch.softmax`` take milliseconds on small CPU tensors when several
+    # threads are busy (seen with torch 2.13 on 2 cores); ``logsumexp`` does not.
+    return z - torch.logsumexp(z, dim=-1, keepdim=True)
+
+
+def _features(X, name: str = "X", n_features: int | None = None) -> torch.Tensor:
+    if not isinstance(X, torch.Tensor | np.ndarray | list | tuple):
+        raise TypeError(f"{name} must be an array or a torch.Tensor, got {type(X).__name__}")
+    X = torch.as_tensor(X)
+    if not (X.is_floating_point() or X.dtype in (torch.int32, torch.int64, torch.uint8)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    X = X.to(DTYPE)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"{name} must have shape [m, n] with m, n ≥ 1, got {list(X.shape)}")
+    if not torch.isfinite(X).all():
+        raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(X)).sum())} NaN or infinite "
+                         f"entries")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} features (as in fit), got shape {list(X.shape)}")
+    return X
+
+
+def _labels(y, m: int, name: str = "y") -> tuple[torch.Tensor, int]:
+    """Labels as int64 [m]; they must be exactly 0 .. K − 1 with K ≥ 2 (every class present)."""
+    y = torch.as_tensor(y)
+    if y.is_floating_point():
+        if not torch.isfinite(y).all() or (y != y.round()).any():
+            raise ValueError(f"{name} must hold integer class labels, got {y[:5].tolist()}…")
+    elif y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    y = y.to(torch.int64)
+    if y.ndim != 1 or y.shape[0] != m:
+        raise ValueError(f"{name} must have shape [{m}] (one label per row of X), got {list(y.shape)}")
+    classes = torch.unique(y)
+    if classes.numel() < 2:
+        raise ValueError(f"{name} must contain at least two classes, got the single class {classes.tolist()}")
+    if not torch.equal(classes, torch.arange(classes.numel(), device=classes.device)):
+        raise ValueError(f"{name} must hold the labels 0 .. K-1 with every class present, got "
+                         f"{classes.tolist()}")
+    return y, classes.numel()
+
+
+def _positive(name: str, value, *, allow_inf: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (value > 0 and (allow_inf or math.isfinite(value))):
+        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}, got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Naive Bayes
+# ----------------------------------------------------------------------------------------------------
+
+def _class_stats(X, y, orders, ends, K):
+    """:func:`theorylab.kernels.prefix_class_stats` with the Triton kernel on a GPU and the float64 torch
+    reference on a CPU (also under Triton's interpreter: the kernel computes in float32, and the
+    estimators here are compared with formulas to 1e-12)."""
+    return prefix_class_stats(X, y, orders, ends, K, backend="auto" if X.is_cuda else "torch")
+
+
+def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Tensor,
+                  var_smoothing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Naive Bayes's parameters and its softmax form from per-class statistics (leading dims batched).
+
+    Parameters
+    ----------
+    counts : Tensor [..., K]
+    means, variances : Tensor [..., K, n]
+        Per-class means and variances (ddof 0).
+    var_smoothing : float
+        Added to the pooled variance, relative to its largest entry:
+        ``σ² ← σ² + var_smoothing · max_i σ_i²``.
+
+    Returns
+    -------
+    prior : [..., K]; var : [..., n] (pooled, prior-weighted, smoothed);
+    W : [..., K, n] with ``W_ki = μ_ki / σ_i²``; b : [..., K] with ``b_k = log π_k − Σ_i μ_ki² / (2σ_i²)``.
+    """
+    counts = counts.to(DTYPE)
+    means, variances = means.to(DTYPE), variances.to(DTYPE)
+    m = counts.sum(-1, keepdim=True)
+    prior = counts / m
+    var = (prior.unsqueeze(-1) * variances).sum(-2)                   # Σ_k π_k Var_k  [..., n]
+    top = var.amax(-1, keepdim=True)
+    var = var + var_smoothing * torch.where(top > 0, top, torch.ones_like(top))
+    W = means / var.unsqueeze(-2)
+    b = prior.log() - 0.5 * (means * W).sum(-1)
+    return prior, var, W, b
+
+
+@_single_threaded
+def gaussian_posterior(X, prior, means, var) -> torch.Tensor:
+    """``p(y = k | x)`` [m, K] by Bayes' rule from the class densities ``N(μ_k, diag(var))`` — the long
+    way, without the softmax form (for checking it)."""
+    X = _features(X)
+    density = torch.distributions.Normal(means.unsqueeze(0), var.sqrt().unsqueeze(0).unsqueeze(0))
+    joint = density.log_prob(X.unsqueeze(1)).sum(-1) + torch.as_tensor(prior, dtype=DTYPE).log()
+    return _log_softmax(joint).exp()
+
+
+class _LinearSoftmax(BaseEstimator):
+    """Prediction for a fitted ``coef_`` [K, n], ``intercept_`` [K]."""
+
+    def _check_fitted(self):
+        if not hasattr(self, "coef_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+
+    @_single_threaded
+    def decision_function(self, X) -> torch.Tensor:
+        """Logits ``W x + b`` [m, K]."""
+        self._check_fitted()
+        X = _features(X, n_features=self.coef_.shape[1])
+        return X @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X) -> torch.Tensor:
+        """``softmax(W x + b)`` [m, K]."""
+        return _log_softmax(self.decision_function(X)).exp()
+
+    def predict(self, X) -> torch.Tensor:
+        """The most probable class [m] (int64)."""
+        return self.decision_function(X).argmax(-1)
+
+    def error(self, X, y) -> float:
+        """Fraction of misclassified samples."""
+        X = _features(X)
+        y = torch.as_tensor(y).to(torch.int64)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape [{X.shape[0]}], got {list(y.shape)}")
+        return (self.predict(X) != y).double().mean().item()
+
+
+class GaussianNaiveBayes(_LinearSoftmax):
+    """Gaussian naive Bayes with one variance per feature shared by all classes.
+
+    The model is ``x | y = k ~ N(μ_k, diag(σ²))``, ``P(y = k) = π_k``. Maximum likelihood gives the class
+    frequencies, the class means and the pooled within-class variance
+    ``σ_i² = Σ_k π_k Var̂_k(x_i)`` (ddof 0). Its posterior is ``softmax(W x + b)`` with
+    ``W_ki = μ_ki / σ_i²`` and ``b_k = log π_k − Σ_i μ_ki² / (2σ_i²)``.
+
+    Parameters
+    ----------
+    var_smoothing : float
+        ``var_smoothing · max_i σ_i²`` is added to every variance (relative, so that a feature that is
+        constant in a small sample cannot dominate; scikit-learn's ``GaussianNB`` scales by the largest
+        *total* variance instead).
+
+    Attributes
+    ----------
+    class_prior_ : [K]; means_ : [K, n]; var_ : [n]; coef_ : [K, n]; intercept_ : [K]; n_classes_ : int
+    """
+
+    def __init__(self, var_smoothing: float = 1e-9):
+        self.var_smoothing = var_smoothing
+
+    @_single_threaded
+    def fit(self, X, y) -> GaussianNaiveBayes:
+        if not (isinstance(self.var_smoothing, int | float) and self.var_smoothing >= 0):
+            raise ValueError(f"var_smoothing must be a non-negative number, got {self.var_smoothing!r}")
+        X = _features(X)
+        y, K = _labels(y, X.shape[0])
+        order = torch.arange(X.shape[0], device=X.device).unsqueeze(0)
+        ends = torch.tensor([X.shape[0]], device=X.device)
+        counts, means, variances = _class_stats(X, y.to(X.device), order, ends, K)
+        prior, var, W, b = nb_parameters(counts[0, 0], means[0, 0], variances[0, 0], self.var_smoothing)
+        self.n_classes_ = K
+        self.class_prior_, self.means_, self.var_ = prior, means[0, 0].to(DTYPE), var
+        self.coef_, self.intercept_ = W, b
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------
+# Logistic regression: many problems at once
+# ----------------------------------------------------------------------------------------------------
+
+def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, history: int = 10):
+    """Minimise ``P`` independent smooth functions at once: ``fun(x [P, D]) -> (f [P], g [P, D])``.
+
+    Limited-memory BFGS with a backtracking (Armijo) line search, both batched: every problem keeps its
+    own curvature pairs, scaling and step length. The direction uses the compact form of the L-BFGS
+    inverse Hessian (Byrd, Nocedal and Schnabel 1994; Nocedal and Wright, eq. 7.24),
+
+        H g = γ g + S p − γ Y w,   w = R⁻¹ Sᵀg,   p = R⁻ᵀ((Dₛ + γ YᵀY) w − γ Yᵀg),
+
+    with ``S``, ``Y`` [P, D, h] the last ``h`` steps and gradient changes, ``R`` the upper triangle of
+    ``SᵀY`` and ``Dₛ`` its diagonal: a dozen batched matrix operations per iteration instead of the
+    two-loop recursion's ``4h`` vector operations. A problem stops once ``max |g| ≤ tol`` (or when
+    the line search finds no decrease). Returns ``(x, iterations)``.
+    """
+    x = x0.clone()
+    f, g = fun(x)
+    P, D = x.shape
+    S = x.new_zeros(P, D, 0)
+    Y = x.new_zeros(P, D, 0)
+    gamma = x.new_ones(P)
+    stalled = torch.zeros(P, dtype=torch.bool, device=x.device)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):           # noqa: B007 -- the count is returned
+        active = (g.abs().amax(1) > tol) & ~stalled
+        if not active.any():
+            iterations -= 1
+            break
+        if S.shape[2] == 0:                               # first step: along −g, at most unit length
+            d = -g / g.norm(dim=1, keepdim=True).clamp_min(1.0)
+        else:
+            SY = S.transpose(1, 2) @ Y                                              # [P, h, h]
+            empty = torch.diagonal(SY, dim1=1, dim2=2) == 0                         # discarded pairs
+            R = torch.triu(SY) + torch.diag_embed(empty.to(x.dtype))
+            u = (S.transpose(1, 2) @ g.unsqueeze(-1))                               # [P, h, 1]
+            v = gamma[:, None, None] * (Y.transpose(1, 2) @ g.unsqueeze(-1))
+            w = torch.linalg.solve_triangular(R, u, upper=True)
+            inner = torch.diag_embed(torch.diagonal(SY, dim1=1, dim2=2)) + gamma[:, None, None] * (
+                Y.transpose(1, 2) @ Y)
+            p = torch.linalg.solve_triangular(R.transpose(1, 2), inner @ w - v, upper=False)
+            Hg = gamma[:, None] * g + (S @ p).squeeze(-1) - gamma[:, None] * (Y @ w).squeeze(-1)
+            d = -Hg
+        slope = (g * d).sum(1)
+        bad = slope >= 0                                  # not a descent direction: fall back to −g
+        d = torch.where(bad[:, None], -g, d)
+        slope = torch.where(bad, -(g * g).sum(1), slope)
+        d = d * active[:, None]
+        t = x.new_ones(P)
+        for _ in range(60):
+            f_new, g_new = fun(x + t[:, None] * d)
+            ok = (f_new <= f + 1e-4 * t * slope) | ~active
+            if ok.all():
+                break
+            t = torch.where(ok, t, 0.5 * t)
+        else:                                             # no decrease found: freeze these problems
+            stalled = stalled | ~ok
+            t = torch.where(ok, t, torch.zeros_like(t))
+            f_new, g_new = fun(x + t[:, None] * d)
+        s = t[:, None] * d
+        x = x + s
+        yv = g_new - g
+        sy = (s * yv).sum(1)
+        valid = sy > 1e-12 * s.norm(dim=1) * yv.norm(dim=1)      # keep H positive definite
+        gamma = torch.where(valid, sy / (yv * yv).sum(1).clamp_min(1e-300), gamma)
+        keep = valid[:, None].to(x.dtype)
+        S = torch.cat([S, (s * keep).unsqueeze(-1)], 2)[:, :, -history:]
+        Y = torch.cat([Y, (yv * keep).unsqueeze(-1)], 2)[:, :, -history:]
+        f, g = f_new, g_new
+    return x, iterations
+
+
+@_single_threaded
+def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: float = 1.0,
+                      sample_weight: torch.Tensor | None = None, init: tuple | None = None,
+                      max_iter: int = 1000, tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Fit ``P`` multinomial L2 logistic regressions at once (batched L-BFGS, float64).
+
+    Problem ``p`` minimises ``C Σ_i w_pi CE(softmax(W_p x_pi + b_p), y_pi) + ½‖W_p‖_F²``; the solver works
+    on that objective divided by ``C Σ_i w_pi`` (a mean loss, so ``tol`` does not depend on ``m``), in
+    rescaled variables (see the comment in the code), and stops a problem when the largest entry of its
+    gradient in those variables is at most ``tol``.
+
+    Parameters
+    ----------
+    X : Tensor [P, m, n]; y : integer Tensor [P, m] in ``0 .. n_classes − 1``
+    sample_weight : Tensor [P, m], optional
+        Non-negative weights (0 drops a sample, to pad problems of different sizes).
+    init : (W [P, K, n], b [P, K]), optional
+        Starting point (default zero), e.g. the fit on a smaller training set (a warm start).
+
+    Returns
+    -------
+    W : [P, K, n]; b : [P, K]; iterations : int (of the slowest problem)
+    """
+    C = _positive("C", C)
+    K = _count("n_classes", n_classes, 2)
+    _count("max_iter", max_iter)
+    _positive("tol", tol)
+    X = torch.as_tensor(X, dtype=DTYPE)
+    if X.ndim != 3 or 0 in X.shape:
+        raise ValueError(f"X must have shape [P, m, n] with P, m, n ≥ 1, got {list(X.shape)}")
+    if not torch.isfinite(X).all():
+        raise ValueError("X must be finite, got NaN or infinite entries")
+    P, m, n = X.shape
+    y = torch.as_tensor(y, device=X.device).to(torch.int64)
+    if tuple(y.shape) != (P, m):
+        raise ValueError(f"y must have shape [{P}, {m}], got {list(y.shape)}")
+    if int(y.min()) < 0 or int(y.max()) >= K:
+        raise ValueError(f"y must hold labels in [0, {K - 1}], got values in "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    weight = (torch.ones(P, m, dtype=DTYPE, device=X.device) if sample_weight is None
+              else torch.as_tensor(sample_weight, dtype=DTYPE, device=X.device))
+    if tuple(weight.shape) != (P, m) or bool((weight < 0).any()):
+        raise ValueError(f"sample_weight must be non-negative with shape [{P}, {m}], got shape "
+                         f"{list(weight.shape)}")
+    onehot = torch.nn.functional.one_hot(y, K).to(DTYPE)                       # [P, m, K]
+    total_weight = weight.sum(1).clamp_min(1e-12)                              # [P]
+    scale = 1.0 / (C * total_weight)                                           # [P]
+    # Change of variables: the solver sees centred features, x' = (x − x̄) / r, and variables V = W · diag(r),
+    # b' = b + W x̄. The minimiser is the same (the intercept is not penalised, so it absorbs the
+    # centring). With more samples than features, r is each feature's standard deviation, so that L-BFGS
+    # does not fight features of very different scales (hundreds of iterations otherwise); with fewer,
+    # r = 1: the iterates then stay in the span of the samples, where the isotropic penalty keeps the
+    # problem well conditioned, and standardising (a few samples give noisy scales) would spoil that.
+    mean = (weight.unsqueeze(1) @ X).squeeze(1) / total_weight[:, None]                      # [P, n]
+    Xs = torch.empty(P, m, n + 1, dtype=DTYPE, device=X.device)           # one copy of X (memory)
+    Xs[..., n] = 1.0
+    centred = Xs[..., :n]
+    torch.sub(X, mean[:, None, :], out=centred)
+    sd = ((weight.unsqueeze(1) @ centred.pow(2)).squeeze(1) / total_weight[:, None]).sqrt()
+    sd = torch.where((sd > 0) & (total_weight[:, None] > n), sd, torch.ones_like(sd))
+    centred.div_(sd[:, None, :])
+    r = torch.cat([sd, torch.ones(P, 1, dtype=DTYPE, device=X.device)], 1)                    # [P, n+1]
+    inv_r2 = r.pow(-2)
+    inv_r2[:, n] = 0.0                                                         # intercept: not penalised
+
+    def fun(v_flat):
+        V = v_flat.view(P, K, n + 1)
+        logp = _log_softmax(Xs @ V.transpose(1, 2))                            # [P, m, K]
+        ce = -(onehot * logp).sum(-1)                                          # [P, m]
+        penalty = V * inv_r2[:, None, :]                                       # ∂(½‖W‖²)/∂V
+        f = C * (weight * ce).sum(1) + 0.5 * (V * penalty).sum((1, 2))
+        resid = (logp.exp() - onehot) * weight.unsqueeze(-1)                   # [P, m, K]
+        grad = C * resid.transpose(1, 2) @ Xs + penalty                        # [P, K, n+1]
+        return f * scale, grad.reshape(P, -1) * scale[:, None]
+
+    if init is None:
+        v0 = torch.zeros(P, K * (n + 1), dtype=DTYPE, device=X.device)
+    else:
+        W0, b0 = (torch.as_tensor(t, dtype=DTYPE, device=X.device) for t in init)
+        if W0.shape != (P, K, n) or b0.shape != (P, K):
+            raise ValueError(f"init must be (W [{P}, {K}, {n}], b [{P}, {K}]), got {list(W0.shape)} and "
+                             f"{list(b0.shape)}")
+        v0 = torch.cat([W0 * sd[:, None, :], (b0 + (W0 * mean[:, None, :]).sum(-1)).unsqueeze(-1)], 2)
+        v0 = v0.reshape(P, -1)
+    v, iterations = _lbfgs_many(fun, v0, max_iter=max_iter, tol=tol)
+    theta = v.view(P, K, n + 1) / r[:, None, :]
+    W = theta[..., :n]
+    return W, theta[..., n] - (W * mean[:, None, :]).sum(-1), iterations
+
+
+class LogisticRegression(_LinearSoftmax):
+    """Multinomial logistic regression with an L2 penalty, fitted with L-BFGS in float64.
+
+    Minimises ``C Σ_i CE(softmax(W x_i + b), y_i) + ½‖W‖_F²`` (intercept not penalised), scikit-learn's
+    objective for ``LogisticRegression(C=C)`` with three or more classes. With two classes this model
+    keeps one weight vector per class; its difference ``w_1 − w_0`` equals the binary weight vector that
+    scikit-learn fits with ``2C``.
+
+    Parameters
+    ----------
+    C : float
+        Inverse strength of the penalty (positive).
+    max_iter : int
+        L-BFGS iterations at most.
+    tol : float
+        Stop when the gradient of the objective divided by ``C m`` has no entry above ``tol``.
+
+    Attributes
+    ----------
+    coef_ : [K, n]; intercept_ : [K]; n_classes_ : int; n_iter_ : int
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7):
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+
+    @_single_threaded
+    def fit(self, X, y) -> LogisticRegression:
+        _positive("C", self.C)
+        _count("max_iter", self.max_iter)
+        _positive("tol", self.tol)
+        X = _features(X)
+        y, K = _labels(y, X.shape[0])
+        W, b, iterations = fit_logistic_many(X[None], y[None], K, C=self.C, max_iter=self.max_iter,
+                                             tol=self.tol)
+        self.n_classes_, self.n_iter_ = K, iterations
+        self.coef_, self.intercept_ = W[0], b[0]
+        return self
+
+    @_single_threaded
+    def fit_batch(self, X, y) -> list[LogisticRegression]:
+        """Fit one copy of this model per training set, all at once (one batched L-BFGS problem).
+
+        ``X`` [P, m, n], ``y`` [P, m]: ``P`` training sets of the same size, each holding every class
+        ``0 .. K−1``. Returns ``P`` fitted copies (this estimator is left unfitted)."""
+        _positive("C", self.C)
+        _count("max_iter", self.max_iter)
+        _positive("tol", self.tol)
+        X = torch.as_tensor(X, dtype=DTYPE)
+        if X.ndim != 3:
+            raise ValueError(f"X must have shape [P, m, n] (P training sets), got {list(X.shape)}")
+        y = torch.as_tensor(y)
+        if y.shape != X.shape[:2]:
+            raise ValueError(f"y must have shape {list(X.shape[:2])}, got {list(y.shape)}")
+        checked = [(_features(Xp), *_labels(yp, Xp.shape[0])) for Xp, yp in zip(X, y, strict=True)]
+        K = checked[0][2]
+        if any(k != K for _, _, k in checked):
+            raise ValueError(f"every training set in y must hold the same classes 0 .. {K - 1}")
+        W, b, iterations = fit_logistic_many(X, torch.stack([c[1] for c in checked]), K, C=self.C,
+                                             max_iter=self.max_iter, tol=self.tol)
+        fitted = []
+        for Wp, bp in zip(W, b, strict=True):
+            model = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
+            model.n_classes_, model.n_iter_, model.coef_, model.intercept_ = K, iterations, Wp, bp
+            fitted.append(model)
+        return fitted
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gaussian mixtures and exact errors of linear classifiers
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mixture:
+    """Classes ``k = 0 .. K−1`` with equal priors and ``x | y = k ~ N(μ_k, Σ)``, where
+    ``Σ = diag(std) R diag(std)`` and ``R = (1 − ρ) I + ρ 𝟙𝟙ᵀ`` (equicorrelated).
+
+    Attributes
+    ----------
+    means : Tensor [K, n]; std : Tensor [n]; correlation : float (ρ in [0, 1))
+    """
+
+    means: torch.Tensor
+    std: torch.Tensor
+    correlation: float
+
+    @property
+    def n_classes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    def covariance(self) -> torch.Tensor:
+        """``Σ`` [n, n]."""
+        n, rho = self.n_features, self.correlation
+        R = (1 - rho) * torch.eye(n, dtype=DTYPE) + rho
+        return self.std[:, None] * R * self.std[None, :]
+
+    def solve(self, v: torch.Tensor) -> torch.Tensor:
+        """``Σ⁻¹ v`` for ``v`` [..., n], in O(n) (Sherman–Morrison on ``R``)."""
+        n, rho = self.n_features, self.correlation
+        u = v / self.std
+        u = (u - rho / (1 - rho + n * rho) * u.sum(-1, keepdim=True)) / (1 - rho)
+        return u / self.std
+
+    def quadratic(self, a: torch.Tensor) -> torch.Tensor:
+        """``aᵀ Σ a`` for ``a`` [..., n], in O(n)."""
+        u = a * self.std
+        return (1 - self.correlation) * u.pow(2).sum(-1) + self.correlation * u.sum(-1).pow(2)
+
+    def sample(self, m: int, seed: int | torch.Generator = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``m`` samples: ``X`` [m, n] float64, ``y`` [m] int64 (labels uniform on the classes)."""
+        m = _count("m", m)
+        gen = make_generator(seed)
+        y = torch.randint(0, self.n_classes, (m,), generator=gen)
+        z = torch.randn(m, self.n_features, generator=gen, dtype=DTYPE)
+        common = torch.randn(m, 1, generator=gen, dtype=DTYPE)
+        rho = self.correlation
+        noise = math.sqrt(1 - rho) * z + math.sqrt(rho) * common
+        return self.means[y] + noise * self.std, y
+
+    def bayes_classifier(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W, b)`` of the Bayes classifier: ``W_k = Σ⁻¹ μ_k``, ``b_k = log π_k − ½ μ_kᵀ Σ⁻¹ μ_k``."""
+        W = self.solve(self.means)
+        b = -math.log(self.n_classes) - 0.5 * (self.means * W).sum(-1)
+        return W, b
+
+    def nb_limit(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W, b)`` that naive Bayes converges to: the true means and ``σ² = diag(Σ)``."""
+        var = self.std.pow(2)
+        W = self.means / var
+        b = -math.log(self.n_classes) - 0.5 * (self.means * W).sum(-1)
+        return W, b
+
+    @_single_threaded
+    def error(self, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Exact misclassification probability of ``argmax_k (W x + b)_k`` under the mixture.
+
+        ``W`` [..., K, n] and ``b`` [..., K]; batched for two classes. Given ``y = k`` the score
+        differences ``(W_j − W_k) x + b_j − b_k`` are jointly Gaussian, so the probability of a correct
+        answer is a Gaussian orthant probability: ``Φ`` for ``K = 2``; for ``K > 2`` an interval when
+        the differences are collinear (e.g. collinear class means), Genz's algorithm (scipy, absolute
+        accuracy ~1e-6) otherwise.
+        """
+        W, b = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(b, dtype=DTYPE)
+        K = self.n_classes
+        if W.shape[-2:] != (K, self.n_features) or b.shape != W.shape[:-1]:
+            raise ValueError(f"W must have shape [..., {K}, {self.n_features}] and b [..., {K}], got "
+                             f"{list(W.shape)} and {list(b.shape)}")
+        if K == 2:
+            a = W[..., 1, :] - W[..., 0, :]
+            c = b[..., 1] - b[..., 0]
+            sd = self.quadratic(a).sqrt()
+            scores = (a.unsqueeze(-2) * self.means).sum(-1) + c.unsqueeze(-1)          # [..., 2]
+            normal = torch.distributions.Normal(0.0, 1.0)
+            # class 0 is wrong when the score is > 0, class 1 when it is < 0
+            wrong = torch.stack([normal.cdf(scores[..., 0] / sd), normal.cdf(-scores[..., 1] / sd)], -1)
+            return wrong.mean(-1)
+        if W.ndim != 2:
+            raise ValueError(f"for more than two classes give one classifier, W [K, n]; got {list(W.shape)}")
+        Sigma = self.covariance()
+        wrong = 0.0
+        for k in range(K):
+            others = [j for j in range(K) if j != k]
+            A = W[others] - W[k]
+            mean = (A @ self.means[k] + b[others] - b[k]).numpy()
+            cov = (A @ Sigma @ A.T).numpy()
+            wrong += 1.0 - _all_negative_probability(mean, cov)
+        return torch.tensor(wrong / K, dtype=DTYPE)
+
+    def logistic_risk(self, W: torch.Tensor, b: torch.Tensor, *, nodes: int = 80) -> torch.Tensor:
+        """Population cross-entropy ``E[−log softmax(W x + b)_y]`` (nats) of two-class classifiers
+        ``W`` [..., 2, n], ``b`` [..., 2]: the score difference is Gaussian given the class, so the
+        expectation is a one-dimensional Gauss–Hermite quadrature with ``nodes`` points."""
+        if self.n_classes != 2:
+            raise ValueError(f"logistic_risk is for two classes, got {self.n_classes}")
+        W, b = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(b, dtype=DTYPE)
+        a = W[..., 1, :] - W[..., 0, :]
+        c = b[..., 1] - b[..., 0]
+        sd = self.quadratic(a).sqrt()
+        x, w = np.polynomial.hermite.hermgauss(nodes)
+        x, w = torch.tensor(x, dtype=DTYPE), torch.tensor(w, dtype=DTYPE) / math.sqrt(math.pi)
+        risk = 0.0
+        for k, sign in ((0, 1.0), (1, -1.0)):           # −log p(k|x) = softplus(±score)
+            mean = (a * self.means[k]).sum(-1) + c
+            score = mean.unsqueeze(-1) + math.sqrt(2.0) * sd.unsqueeze(-1) * x
+            risk = risk + 0.5 * (torch.nn.functional.softplus(sign * score) * w).sum(-1)
+        return risk
+
+    def bayes_error(self) -> float:
+        return float(self.error(*self.bayes_classifier()))
+
+    def asymptotic_errors(self) -> dict[str, float]:
+        """Errors of the m → ∞ limits: ``nb`` (true means, ``diag(Σ)``), ``lr`` and ``bayes``.
+
+        The classes share one covariance, so the true posterior is a softmax of a linear function and
+        the population minimiser of the logistic loss is the Bayes classifier: ``lr == bayes``.
+        """
+        bayes = self.bayes_error()
+        return {"nb": float(self.error(*self.nb_limit())), "lr": bayes, "bayes": bayes}
+
+
+def _all_negative_probability(mean: np.ndarray, cov: np.ndarray) -> float:
+    """``P(d < 0 componentwise)`` for ``d ~ N(mean, cov)``."""
+    vals, vecs = np.linalg.eigh(cov)
+    if vals[-1] <= 0:
+        return float(np.all(mean < 0))
+    if vals[:-1].max(initial=0.0) <= 1e-10 * vals[-1]:        # rank one: d = mean + a ζ, ζ ~ N(0, 1)
+        a = vecs[:, -1] * math.sqrt(vals[-1])
+        lo, hi = -np.inf, np.inf
+        for mj, aj in zip(mean, a, strict=True):
+            if abs(aj) <= 1e-12 * np.abs(a).max():
+                if mj >= 0:
+                    return 0.0
+            elif aj > 0:
+                hi = min(hi, -mj / aj)
+            else:
+                lo = max(lo, -mj / aj)
+        return float(max(0.0, stats.norm.cdf(hi) - stats.norm.cdf(lo)))
+    return float(stats.multivariate_normal.cdf(np.zeros_like(mean), mean=mean, cov=cov, allow_singular=True,
+                                               abseps=1e-7, releps=1e-7, rng=np.random.default_rng(0)))
+
+
+def mixture(n: int, *, n_classes: int = 2, correlation: float = 0.0, mean_scale: float = 1.0) -> Mixture:
+    """The chapter's Gaussian mixture in dimension ``n``.
+
+    Following the paper's simulation: class 0 has mean ``−𝟙``, class ``k ≥ 1`` mean ``2^{k−1} 𝟙`` (times
+    ``mean_scale``); the first ``⌊n/2⌋`` features have standard deviation ``√n``, the others 1; the
+    features are equicorrelated with coefficient ``correlation`` (0: naive Bayes's model is exact).
+    With ``mean_scale = 1`` every unit-variance feature separates classes 0 and 1 by two standard
+    deviations, whatever ``n``: the per-feature signal stays bounded away from zero.
+    """
+    n = _count("n", n)
+    n_classes = _count("n_classes", n_classes, 2)
+    if not isinstance(correlation, int | float) or not 0 <= correlation < 1:
+        raise ValueError(f"correlation must lie in [0, 1), got {correlation!r}")
+    mean_scale = _positive("mean_scale", mean_scale)
+    levels = torch.tensor([-1.0] + [2.0 ** (k - 1) for k in range(1, n_classes)], dtype=DTYPE)
+    means = mean_scale * levels[:, None] * torch.ones(n, dtype=DTYPE)
+    std = torch.ones(n, dtype=DTYPE)
+    std[: n // 2] = math.sqrt(n)
+    return Mixture(means, std, float(correlation))
+
+
+def gaussian_mixture(m: int, n: int, *, n_classes: int = 2, correlation: float = 0.0, seed: int = 0,
+                     mean_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` samples ``(X [m, n] float64, y [m] int64)`` of :func:`mixture` ``(n, ...)``."""
+    return mixture(n, n_classes=n_classes, correlation=correlation, mean_scale=mean_scale).sample(m, seed)
+
+
+def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
+    """Expected error of two-class naive Bayes trained on ``m`` samples of ``mixture`` (balanced classes).
+
+    With ``D = diag(Σ)`` and ``δ = μ_1 − μ_0``, NB's limit scores ``x ↦ δᵀ D⁻¹ x`` (plus a threshold).
+    After ``m`` samples the estimated mean difference carries noise ``ξ ~ N(0, (4/m) Σ)`` and the
+    estimated variances a relative noise of variance ``2/m`` each. Keeping the terms of order ``n/m``
+    (``order=1``),
+
+        Φ(−u),   u = ½ A / √(B + (4T + 2B)/m),   A = δᵀD⁻¹δ,  B = δᵀD⁻¹ΣD⁻¹δ,  T = tr((D⁻¹Σ)²),
+
+    which tends to NB's asymptotic error ``Φ(−½ A/√B)``. ``order=2`` adds the two largest terms of order
+    ``1/m``, from the threshold (the estimated midpoint and class counts) and from the fluctuation of
+    ``aᵀδ``: ``+ ½ u φ(u) (2 + 4/B)/m``. For uncorrelated features ``A = B = Δ²`` (the squared
+    Mahalanobis distance) and ``T = n``. ``m`` may be a tensor (broadcast).
+    """
+    if mixture.n_classes != 2:
+        raise ValueError(f"the prediction is for two classes, got a mixture with {mixture.n_classes}")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    var = mixture.std.pow(2)
+    delta = mixture.means[1] - mixture.means[0]
+    a = delta / var                                                   # D⁻¹ δ
+    A = (a * delta).sum()
+    B = mixture.quadratic(a)
+    # tr((D⁻¹Σ)²) = Σ_ij R_ij² with R the correlation matrix (D⁻¹ᐟ² Σ D⁻¹ᐟ² = R)
+    n, rho = mixture.n_features, mixture.correlation
+    T = n * (1.0 + (n - 1) * rho**2)
+    m = torch.as_tensor(m, dtype=DTYPE)
+    u = 0.5 * A / torch.sqrt(B + (4 * T + 2 * B) / m)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    error = normal.cdf(-u)
+    if order == 2:
+        error = error + 0.5 * u * normal.log_prob(u).exp() * (2 + 4 / B) / m
+    return error
+
+
+def first_crossing(m_grid, values, level: float) -> float:
+    """The first ``m`` at which ``values`` (one per ``m`` in ``m_grid``, decreasing on the whole) falls to
+    ``level`` or below, interpolated linearly in ``log m`` between the two grid points around it;
+    ``nan`` if it never does, ``m_grid[0]`` if it starts below."""
+    m = np.asarray(torch.as_tensor(m_grid, dtype=DTYPE), dtype=float)
+    v = np.asarray(torch.as_tensor(values, dtype=DTYPE), dtype=float)
+    if m.ndim != 1 or v.shape != m.shape:
+        raise ValueError(f"m_grid and values must be 1-D of the same length, got {m.shape} and {v.shape}")
+    below = np.nonzero(v <= level)[0]
+    if below.size == 0:
+        return float("nan")
+    j = int(below[0])
+    if j == 0:
+        return float(m[0])
+    frac = (v[j - 1] - level) / (v[j - 1] - v[j])
+    return float(np.exp(np.log(m[j - 1]) + frac * (np.log(m[j]) - np.log(m[j - 1]))))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Learning curves: many fits at once
+# ----------------------------------------------------------------------------------------------------
+
+def random_orders(y, n_orders: int, *, length: int | None = None, disjoint: bool = False,
+                  seed: int = 0) -> torch.Tensor:
+    """``n_orders`` random orders of a pool [n_orders, length] (row indices of ``y``), each starting with
+    one sample of every class, so that every prefix of at least ``K`` samples contains all classes.
+
+    ``disjoint=False``: each order is a random permutation of the whole pool (truncated to ``length``);
+    ``disjoint=True``: order ``s`` permutes only the rows ``s·length .. (s+1)·length − 1``, so that the
+    orders share no sample (independent training sets when the pool is i.i.d.).
+    """
+    y, K = _labels(y, torch.as_tensor(y).shape[0])
+    n_orders = _count("n_orders", n_orders)
+    M = y.shape[0]
+    if length is None:
+        length = M // n_orders if disjoint else M
+    length = _count("length", length, K)
+    if length * (n_orders if disjoint else 1) > M:
+        limit = M // n_orders if disjoint else M
+        raise ValueError(f"length must be at most {limit} for a pool of {M} samples"
+                         f"{' split into ' + str(n_orders) + ' blocks' if disjoint else ''}, got {length}")
+    gen = make_generator(seed)
+    orders = []
+    for s in range(n_orders):
+        block = torch.arange(s * length, (s + 1) * length) if disjoint else torch.arange(M)
+        perm = block[torch.randperm(block.numel(), generator=gen)]
+        labels = y[perm]
+        if any(not bool((labels == k).any()) for k in range(K)):
+            raise ValueError(f"block {s} of the pool misses a class; use a larger length")
+        first = torch.stack([perm[labels == k][0] for k in range(K)])
+        head = first[torch.randperm(K, generator=gen)]
+        rest = perm[~torch.isin(perm, first)]
+        orders.append(torch.cat([head, rest])[:length])
+    return torch.stack(orders)
+
+
+def _grid(m_grid, orders) -> torch.Tensor:
+    ends = torch.as_tensor(m_grid, dtype=torch.int64)
+    if ends.ndim != 1 or ends.numel() < 1 or bool((ends[1:] <= ends[:-1]).any()):
+        raise ValueError(f"m_grid must be a strictly increasing 1-D sequence, got {ends.tolist()}")
+    if int(ends[0]) < 1 or int(ends[-1]) > orders.shape[1]:
+        raise ValueError(f"m_grid must lie in [1, {orders.shape[1]}] (the length of the orders), "
+                         f"got {ends.tolist()}")
+    return ends
+
+
+@_single_threaded
+def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9):
+    """Naive Bayes fitted on the first ``m`` samples of every order, for every ``m`` in ``m_grid``.
+
+    One pass of :func:`theorylab.kernels.prefix_class_stats` (the Triton kernel on a GPU, the float64
+    reference on a CPU) gives the per-class statistics of all prefixes. Returns ``W`` [S, G, K, n] and
+    ``b`` [S, G, K] (float64).
+    """
+    X = _features(X)
+    y, K = _labels(y, X.shape[0])
+    orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
+    ends = _grid(m_grid, orders).to(X.device)
+    counts, means, variances = _class_stats(X, y.to(X.device), orders, ends, K)
+    _, _, W, b = nb_parameters(counts, means, variances, var_smoothing)
+    return W, b
+
+
+@_single_threaded
+def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7):
+    """Logistic regression fitted on the first ``m`` samples of every order, for every ``m`` in
+    ``m_grid``: one batched L-BFGS problem per ``m`` over all orders, warm-started from the fits on the
+    previous prefix (the optimum does not depend on the start). Returns ``W`` [S, G, K, n] and
+    ``b`` [S, G, K]."""
+    X = _features(X)
+    y, K = _labels(y, X.shape[0])
+    orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
+    y = y.to(X.device)
+    ends = _grid(m_grid, orders)
+    Ws, bs = [], []
+    for m in ends.tolist():
+        rows = orders[:, :m]
+        init = (Ws[-1], bs[-1]) if Ws else None        # warm start from the previous prefix
+        W, b, _ = fit_logistic_many(X[rows], y[rows], K, C=C, init=init, max_iter=max_iter, tol=tol)
+        Ws.append(W)
+        bs.append(b)
+    return torch.stack(Ws, 1), torch.stack(bs, 1)
+
+
+@_single_threaded
+def test_errors(W, b, X_test, y_test) -> torch.Tensor:
+    """Test error of every linear classifier ``argmax(W x + b)``: ``W`` [..., K, n], ``b`` [..., K] →
+    errors [...]."""
+    X_test = _features(X_test, "X_test")
+    y_test = torch.as_tensor(y_test).to(torch.int64)
+    if y_test.shape != (X_test.shape[0],):
+        raise ValueError(f"y_test must have shape [{X_test.shape[0]}], got {list(y_test.shape)}")
+    W, b = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(b, dtype=DTYPE)
+    if W.shape[-1] != X_test.shape[1] or b.shape != W.shape[:-1]:
+        raise ValueError(f"W must have shape [..., K, {X_test.shape[1]}] and b [..., K], got {list(W.shape)} "
+                         f"and {list(b.shape)}")
+    return _error_rates(W, b, X_test, y_test)
+
+
+def _error_rates(W, b, X, y) -> torch.Tensor:
+    logits = torch.einsum("...kn,tn->...tk", W, X.to(W.device)) + b.unsqueeze(-2)
+    return (logits.argmax(-1) != y.to(W.device)).double().mean(-1)
+
+
+test_errors.__test__ = False   # not a pytest test
+
+
+@_single_threaded
+def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int = 0,
+                    C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000) -> dict:
+    """Test errors of naive Bayes and logistic regression trained on the first ``m`` samples of
+    ``n_orders`` random orders of the pool, for every ``m`` in ``m_grid``.
+
+    Returns ``{"m": [G], "nb": [S, G], "lr": [S, G]}`` (errors as fractions).
+    """
+    orders = random_orders(y_pool, n_orders, length=int(max(m_grid)), seed=seed)
+    W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing)
+    W_lr, b_lr = lr_prefix_fits(X_pool, y_pool, orders, m_grid, C=C, max_iter=max_iter)
+    return {"m": torch.as_tensor(m_grid), "nb": test_errors(W_nb, b_nb, X_test, y_test),
+            "lr": test_errors(W_lr, b_lr, X_test, y_test)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Samples needed
+# ----------------------------------------------------------------------------------------------------
+
+def _fresh(learner):
+    if isinstance(learner, BaseEstimator):
+        from sklearn.base import clone
+        return clone(learner)
+    if callable(learner):
+        return learner()
+    raise TypeError(f"learner must be an estimator (fit/predict) or a callable returning one, "
+                    f"got {learner!r}")
+
+
+@_single_threaded
+def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test: int, repeats: int,
+                     seed: int = 0, rtol: float = 0.0, m_max: int = 1 << 16) -> int:
+    """The smallest training-set size ``m`` whose mean test error is at most ``target_error``.
+
+    Parameters
+    ----------
+    learner : estimator or callable
+        An estimator with ``fit`` and ``predict`` (cloned for every fit), or a function returning a
+        fresh one. If it has a ``fit_batch`` method (:class:`LogisticRegression`), the ``repeats``
+        training sets of one size are fitted together with it.
+    sampler : callable
+        ``sampler(m, seed=s) -> (X [m, n], y [m])``, e.g. ``functools.partial(gaussian_mixture, n=64)``.
+    target_error : float in (0, 1)
+    n_test : int
+        Size of the test set, drawn once as ``sampler(n_test, seed=seed)``.
+    repeats : int
+        Training sets per size; the ``r``-th is ``sampler(m, seed=seed + 1 + r)`` (redrawn with a later seed
+        while it misses a class), so every size sees the same seeds.
+    rtol : float
+        Stop the bisection once the bracket is narrower than ``rtol`` times its upper end (0: down to
+        one sample). The answer is then at most that fraction above the exact one.
+    m_max : int
+        Give up (``ValueError``) if even this many samples miss the target.
+
+    Search: ``m = K, 2K, 4K, …`` until the mean error is at most the target, then bisection between the
+    last two sizes (the mean error is assumed to decrease with ``m``; with finite ``repeats`` it is
+    noisy, so the answer is a size where the curve crosses the target, within its noise). Returns the
+    upper end of the final bracket.
+    """
+    if not callable(sampler):
+        raise TypeError(f"sampler must be callable, got {sampler!r}")
+    if not isinstance(target_error, int | float) or not 0 < target_error < 1:
+        raise ValueError(f"target_error must lie in (0, 1), got {target_error!r}")
+    n_test, repeats = _count("n_test", n_test), _count("repeats", repeats)
+    if not isinstance(rtol, int | float) or not 0 <= rtol < 1:
+        raise ValueError(f"rtol must lie in [0, 1), got {rtol!r}")
+    X_test, y_test = sampler(n_test, seed=seed)
+    X_test = _features(X_test, "X_test")
+    y_test, K = _labels(y_test, X_test.shape[0], "y_test")
+    cache: dict[int, float] = {}
+
+    def training_set(m: int, r: int):
+        for offset in range(1000):
+            X, y = sampler(m, seed=seed + 1 + r + offset * repeats)
+            if torch.unique(torch.as_tensor(y)).numel() == K:
+                return X, y
+        raise ValueError(f"sampler({m}, ...) keeps missing a class")
+
+    def mean_error(m: int) -> float:
+        if m not in cache:
+            sets = [training_set(m, r) for r in range(repeats)]
+            model = _fresh(learner)
+            if hasattr(model, "fit_batch"):          # all repeats as one batched problem
+                fitted = model.fit_batch(torch.stack([torch.as_tensor(X) for X, _ in sets]),
+                                         torch.stack([torch.as_tensor(y) for _, y in sets]))
+            else:
+                fitted = [_fresh(learner).fit(X, y) for X, y in sets]
+            if all(hasattr(f, "coef_") and hasattr(f, "intercept_") for f in fitted):   # linear-softmax
+                W = torch.stack([torch.as_tensor(f.coef_, dtype=DTYPE) for f in fitted])
+                b = torch.stack([torch.as_tensor(f.intercept_, dtype=DTYPE) for f in fitted])
+                errors = _error_rates(W, b, X_test, y_test)
+            else:
+                errors = torch.tensor([(torch.as_tensor(f.predict(X_test)) != y_test).double().mean().item()
+                                       for f in fitted], dtype=DTYPE)
+            cache[m] = errors.mean().item()
+        return cache[m]
+
+    lo, hi = None, K
+    while mean_error(hi) > target_error:
+        lo, hi = hi, 2 * hi
+        if hi > m_max:
+            raise ValueError(f"target_error {target_error} not reached with m_max = {m_max} samples")
+    if lo is None:
+        return hi
+    while hi - lo > max(1.0, rtol * hi):
+        mid = (lo + hi) // 2
+        if mean_error(mid) <= target_error:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pretrained features
+# ----------------------------------------------------------------------------------------------------
+
+@_single_threaded
+def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0) -> dict:
+    """Features of a small network pretrained on half of scikit-learn's digits, for the other half.
+
+    The 1797 images (64 pixels scaled to [0, 1], 10 classes) are split at random into two halves. A
+    one-hidden-layer ReLU network (64 → ``hidden`` → 10) is trained on the first half (full-batch Adam,
+    ``steps`` steps, cross-entropy), then frozen. Its hidden activations on the second half, standardised
+    with the first half's mean and standard deviation (part of the frozen feature map), are the
+    "pretrained features".
+
+    Returns ``{"features": [M, hidden], "labels": [M], "pretrain_accuracy": float,
+    "transfer_accuracy": float}`` (the network's own accuracy on the second half).
+    """
+    from sklearn.datasets import load_digits
+
+    hidden, steps = _count("hidden", hidden), _count("steps", steps)
+    digits = load_digits()
+    X = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    gen = make_generator(seed)
+    perm = torch.randperm(len(y), generator=gen)
+    first_half, second_half = perm[: len(y) // 2], perm[len(y) // 2:]
+    net = torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / math.sqrt(p.shape[-1])))
+    # Full-batch Adam written out: constructing a torch.optim optimiser imports torch._dynamo, which
+    # takes about two seconds, longer than this training.
+    params = list(net.parameters())
+    first = [torch.zeros_like(p) for p in params]
+    second = [torch.zeros_like(p) for p in params]
+    for step in range(1, steps + 1):
+        loss = torch.nn.functional.cross_entropy(net(X[first_half]), y[first_half])
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g, m1, m2 in zip(params, grads, first, second, strict=True):
+                m1.mul_(0.9).add_(g, alpha=0.1)
+                m2.mul_(0.999).addcmul_(g, g, value=0.001)
+                p.sub_(lr * (m1 / (1 - 0.9**step)) / ((m2 / (1 - 0.999**step)).sqrt() + 1e-8))
+    with torch.no_grad():
+        body = net[:2]
+        h_first, h_second = body(X[first_half]).double(), body(X[second_half]).double()
+        mu, sd = h_first.mean(0), h_first.std(0)
+        sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+        acc_first = (net(X[first_half]).argmax(1) == y[first_half]).double().mean().item()
+        acc_second = (net(X[second_half]).argmax(1) == y[second_half]).double().mean().item()
+    return {"features": (h_second - mu) / sd, "labels": y[second_half], "pretrain_accuracy": acc_first,
+            "transfer_accuracy": acc_second}
