@@ -1,0 +1,367 @@
+"""Boundary tilting (chapter 3): the geometry functions, the SVM path, the many-classifier statistics,
+the ``classifier_stats`` kernel against its reference in Triton's interpreter, and its benchmark."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import triton.testing
+
+from theorylab import tilting as tl
+from theorylab.kernels import bench, classifier_stats, classifier_stats_reference, interpreter_on
+from theorylab.kernels.classifier_stats import _GPU_BLOCKS, _INTERPRETER_BLOCKS
+
+
+def two_blobs(n_neg=30, n_pos=45, d=7, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(-1.0, 1.0, (n_neg, d)), rng.normal(1.0, 1.0, (n_pos, d))] + rng.normal(size=d)
+    y = np.r_[-np.ones(n_neg), np.ones(n_pos)]
+    return X, y
+
+
+# ---------------------------------------------------------------------------------------------------
+# One classifier
+# ---------------------------------------------------------------------------------------------------
+
+def test_nearest_centroid_normal_points_from_class_minus_to_plus():
+    X, y = two_blobs()
+    z = tl.nearest_centroid_normal(X, y)
+    i, j = X[y < 0].mean(0), X[y > 0].mean(0)
+    np.testing.assert_allclose(z, (j - i) / np.linalg.norm(j - i))
+    assert abs(np.linalg.norm(z) - 1) < 1e-15
+    np.testing.assert_allclose(tl.nearest_centroid_normal(X, -y), -z)
+
+
+def test_deviation_angle_known_values():
+    X, y = two_blobs()
+    z = tl.nearest_centroid_normal(X, y)
+    other = np.random.default_rng(1).normal(size=z.shape)
+    other -= (other @ z) * z
+    assert tl.deviation_angle(3.0 * z, X, y) < 1e-15
+    assert abs(tl.deviation_angle(-z, X, y) - math.pi) < 1e-15
+    assert abs(tl.deviation_angle(other, X, y) - math.pi / 2) < 1e-15
+    for theta in (1e-9, 0.3, 1.2, 3.0):
+        w = math.cos(theta) * z + math.sin(theta) * other / np.linalg.norm(other)
+        assert abs(tl.deviation_angle(w, X, y) - theta) < 1e-14
+
+
+@pytest.mark.parametrize("n_neg, n_pos", [(30, 45), (50, 5)])
+def test_identity_holds_for_any_w_and_b(n_neg, n_pos):
+    X, y = two_blobs(n_neg, n_pos)
+    i, j = tl.class_centroids(X, y)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        w, b = rng.normal(size=X.shape[1]), rng.normal() * 10
+        predicted = 0.5 * np.linalg.norm(j - i) * math.cos(tl.deviation_angle(w, X, y))
+        assert abs(tl.adversarial_distance(w, b, X, y) - predicted) < 1e-12
+        assert abs(tl.adversarial_distance(w, b, X, y) - tl.adversarial_distance(w, 0.0, X, y)) < 1e-12
+
+
+def test_mirror_and_projected_images():
+    X, y = two_blobs()
+    w, b = np.arange(1.0, 8.0), -0.5
+    d = tl.signed_distance(w, b, X)
+    mirrors, projections = tl.mirror_images(w, b, X), tl.projected_images(w, b, X)
+    np.testing.assert_allclose(tl.signed_distance(w, b, mirrors), -d, atol=1e-12)
+    np.testing.assert_allclose(tl.signed_distance(w, b, projections), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(mirrors - X, axis=1), 2 * np.abs(d), atol=1e-12)
+    assert mirrors.shape == X.shape
+
+
+def test_error_rate_and_distance():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([-1.0, -1.0, 1.0, 1.0])
+    w, b = np.array([2.0]), -5.0           # boundary at x = 2.5: the point x = 2 is wrong by 0.5
+    assert tl.error_rate(w, b, X, y) == 0.25
+    assert tl.error_distance(w, b, X, y) == pytest.approx(0.5)
+    assert math.isnan(tl.error_distance(w, -3.0, X, y))
+
+
+def test_tilted_classifier_keeps_predictions_on_the_plane():
+    X, y, normal = tl.plane_data(200, 30, seed=4)
+    w0, b0 = tl.nearest_centroid_classifier(X, y)
+    i, j = tl.class_centroids(X, y)
+    for theta in (0.0, 0.7, 1.5, math.pi / 2 - 1e-6):
+        w, b = tl.tilted_classifier(X, y, normal, theta)
+        assert abs(np.linalg.norm(w) - 1) < 1e-14
+        assert abs(tl.deviation_angle(w, X, y) - theta) < 1e-12
+        np.testing.assert_array_equal(np.sign(X @ w + b), np.sign(X @ w0 + b0))
+        predicted = 0.5 * np.linalg.norm(j - i) * math.cos(theta)
+        assert tl.adversarial_distance(w, b, X, y) == pytest.approx(predicted, rel=1e-9)
+    # a normal with a component along ẑ: only its orthogonal part is used
+    z = tl.nearest_centroid_normal(X, y)
+    w, _ = tl.tilted_classifier(X, y, normal + 3 * z, 0.4)
+    np.testing.assert_allclose(w, tl.tilted_classifier(X, y, normal, 0.4)[0], atol=1e-14)
+
+
+def test_pixel_replication_is_exact():
+    X, y = two_blobs(d=16)
+    X = np.abs(X)
+    w1, b1 = tl.nearest_centroid_classifier(X, y)
+    X3 = tl.replicate_pixels(X, 3, shape=(4, 4))
+    assert X3.shape == (len(X), 144)
+    assert X3.reshape(-1, 12, 12)[0, 4, 5] == X.reshape(-1, 4, 4)[0, 1, 1]
+    w3, b3 = tl.nearest_centroid_classifier(X3, y)
+    np.testing.assert_allclose(tl.fgsm_threshold(w3, b3, X3), tl.fgsm_threshold(w1, b1, X), rtol=1e-12)
+    np.testing.assert_allclose(tl.signed_distance(w3, b3, X3), 3 * tl.signed_distance(w1, b1, X), rtol=1e-12)
+
+
+def test_fgsm_threshold_reaches_the_boundary():
+    X, y = two_blobs()
+    w, b = np.linspace(-1, 1, 7) + 0.1, 0.3
+    eps = tl.fgsm_threshold(w, b, X)
+    s = X @ w + b
+    stepped = X - eps[:, None] * np.sign(w)[None, :] * np.sign(s)[:, None]
+    np.testing.assert_allclose(stepped @ w + b, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda X, y: tl.nearest_centroid_normal(X, np.where(y > 0, 1, 0)), "labels in"),
+    (lambda X, y: tl.nearest_centroid_normal(X, np.ones_like(y)), "both classes"),
+    (lambda X, y: tl.nearest_centroid_normal(X, y[:-1]), "y must have shape"),
+    (lambda X, y: tl.nearest_centroid_normal(X[:, :, None], y), "2-D"),
+    (lambda X, y: tl.deviation_angle(np.zeros(7), X, y), "non-zero"),
+    (lambda X, y: tl.deviation_angle(np.ones(6), X, y), r"w must have shape \[7\]"),
+    (lambda X, y: tl.adversarial_distance(np.zeros(7), 0.0, X, y), "non-zero"),
+    (lambda X, y: tl.adversarial_distance(np.ones(7), 0.0, X, 2 * y), "labels in"),
+    (lambda X, y: tl.mirror_images(np.ones(5), 0.0, X), "w must have shape"),
+    (lambda X, y: tl.mirror_images(np.zeros(7), 0.0, X), "non-zero"),
+    (lambda X, y: tl.tilted_classifier(X, y, np.ones(7), 4.0), "theta must lie in"),
+    (lambda X, y: tl.tilted_classifier(X, y, tl.nearest_centroid_normal(X, y), 0.3), "parallel"),
+    (lambda X, y: tl.tilted_classifier(X, y, np.zeros(7), 0.3), "normal must be a finite non-zero"),
+    (lambda X, y: tl.replicate_pixels(X, 0, shape=(7, 1)), "k must be a positive integer"),
+    (lambda X, y: tl.replicate_pixels(X, 2, shape=(2, 2)), "shape"),
+    (lambda X, y: tl.svm_path(X, y, [1.0, -1.0]), "Cs must be positive"),
+    (lambda X, y: tl.flip_labels(y, 1.5), "fraction"),
+    (lambda X, y: tl.digit_pair(X, np.arange(len(X)), 3, 3), "must differ"),
+])
+def test_bad_input_raises_value_error(call, match):
+    X, y = two_blobs()
+    with pytest.raises(ValueError, match=match):
+        call(X, y)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The SVM path
+# ---------------------------------------------------------------------------------------------------
+
+def test_svm_is_the_nearest_centroid_classifier_up_to_critical_C():
+    X, y = two_blobs(25, 35, d=5, seed=3)
+    C0 = tl.critical_C(X, y)
+    W, b = tl.svm_path(X, y, [0.5 * C0, C0, 3 * C0])
+    i, j = tl.class_centroids(X, y)
+    # below C0 exactly (every dual variable pinned at its bound); at C0 the two extreme points sit on their
+    # margins, where libsvm's stopping rule (tol 1e-9) may leave their dual variables just short of it
+    assert tl.deviation_angle(W[0], X, y) < 1e-12 and tl.deviation_angle(W[1], X, y) < 1e-8
+    np.testing.assert_allclose(W[0], len(y) * 0.5 * C0 * (j - i) / 2, rtol=1e-12)
+    np.testing.assert_allclose(W[1], len(y) * C0 * (j - i) / 2, rtol=1e-6)
+    assert tl.deviation_angle(W[2], X, y) > 1e-3
+    # at C0 the extreme points sit exactly on their margins
+    margins = y * (X @ W[1] + b[1])
+    assert margins.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_nc_angle_rounding_bound_covers_a_weighted_sum_parallel_to_j_minus_i():
+    X, y = two_blobs(25, 60, d=9, seed=6)
+    X = X * 1e3 + 5e3                      # an offset larger than ‖j − i‖: the sums cancel
+    bound = tl.nc_angle_rounding_bound(X, y)
+    alpha = 0.37 * len(y) / (2 * np.where(y < 0, np.sum(y < 0), np.sum(y > 0)))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        order = rng.permutation(len(y))
+        w = np.zeros(X.shape[1])
+        for k in order:                    # recursive summation in a random order
+            w += alpha[k] * y[k] * X[k]
+        assert tl.deviation_angle(w, X, y) <= bound
+    assert bound < 1e-9
+    with pytest.raises(ValueError, match="coincide"):
+        tl.critical_C(np.r_[X[:2], X[:2]], np.array([-1.0, 1.0, 1.0, -1.0]))
+
+
+def test_flip_labels_flips_the_requested_number():
+    y = np.r_[-np.ones(40), np.ones(60)]
+    flipped = tl.flip_labels(y, 0.1, seed=5)
+    assert np.sum(flipped != y) == 10 and np.array_equal(tl.flip_labels(y, 0.1, seed=5), flipped)
+
+
+def test_digits_split_and_pair():
+    X_train, c_train, X_test, c_test = tl.digits_split(seed=0)
+    assert X_train.shape[1] == 64 and len(X_train) + len(X_test) == 1797
+    assert X_train.min() >= 0 and X_train.max() <= 1
+    X, y = tl.digit_pair(X_train, c_train, 3, 7)
+    assert set(np.unique(y)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(X[y > 0], X_train[c_train == 7])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Many classifiers at once
+# ---------------------------------------------------------------------------------------------------
+
+def multiclass_problem(n=150, d=9, m=23, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    X = rng.normal(size=(n, d)) + labels[:, None] * 0.5
+    W, b = rng.normal(size=(m, d)), rng.normal(size=m)
+    pos = rng.integers(0, classes, m)
+    neg = (pos + rng.integers(1, classes, m)) % classes
+    return X, labels, W, b, pos, neg
+
+
+def test_classifier_statistics_match_the_one_classifier_functions():
+    X, labels, W, b, pos, neg = multiclass_problem()
+    stats = tl.classifier_statistics(X, labels, W, b, pos, neg, device="cpu", dtype=torch.float64,
+                                     backend="torch")
+    for k in range(len(W)):
+        keep = (labels == pos[k]) | (labels == neg[k])
+        Xk, yk = X[keep], np.where(labels[keep] == pos[k], 1.0, -1.0)
+        assert stats.theta[k] == pytest.approx(tl.deviation_angle(W[k], Xk, yk), abs=1e-13)
+        assert stats.d_adv[k] == pytest.approx(tl.adversarial_distance(W[k], b[k], Xk, yk), abs=1e-12)
+        assert stats.error[k] == pytest.approx(tl.error_rate(W[k], b[k], Xk, yk), abs=1e-15)
+        d_err = tl.error_distance(W[k], b[k], Xk, yk)
+        assert (math.isnan(d_err) and math.isnan(stats.d_err[k])) or stats.d_err[k] == pytest.approx(d_err)
+        assert stats.margin[k] == pytest.approx(np.min(yk * tl.signed_distance(W[k], b[k], Xk)))
+        assert stats.counts[k].tolist() == [np.sum(yk < 0), np.sum(yk > 0)]
+    np.testing.assert_allclose(stats.d_adv, stats.half_gap * np.cos(stats.theta), atol=1e-12)
+
+
+def test_classifier_statistics_in_float32_within_the_rounding_bound():
+    X, labels, W, b, pos, neg = multiclass_problem(seed=1)
+    stats = tl.classifier_statistics(X, labels, W, b, pos, neg, device="cpu")
+    exact = tl.classifier_statistics(X, labels, W, b, pos, neg, device="cpu", dtype=torch.float64)
+    bound = tl.float32_error_bound(X, labels, W, b, pos, neg)
+    assert np.all(np.abs(stats.d_adv - exact.d_adv) <= bound)
+    assert np.all(bound < 1e-3 * np.abs(exact.centroid_distances).max())
+
+
+def test_classifier_statistics_two_class_labels_and_validation():
+    X, y = two_blobs()
+    W = np.stack([np.ones(7), tl.nearest_centroid_normal(X, y)])
+    stats = tl.classifier_statistics(X, y, W, np.zeros(2), device="cpu")
+    assert stats.theta[1] == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="zero row"):
+        tl.classifier_statistics(X, y, np.zeros((1, 7)), np.zeros(1), device="cpu")
+    with pytest.raises(ValueError, match="absent"):
+        tl.classifier_statistics(X, y, W, np.zeros(2), positive=5, device="cpu")
+    with pytest.raises(ValueError, match=r"b must have shape \[2\]"):
+        tl.classifier_statistics(X, y, W, np.zeros(3), device="cpu")
+    with pytest.raises(ValueError, match="must differ"):
+        tl.classifier_statistics(X, y, W, np.zeros(2), positive=1, negative=1, device="cpu")
+    with pytest.raises(ValueError, match="labels must be integer"):
+        tl.classifier_statistics(X, y + 0.5, W, np.zeros(2), device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The kernel in Triton's interpreter
+# ---------------------------------------------------------------------------------------------------
+
+# (n, d, m): not multiples of the tiles of either configuration (BLOCK_N, BLOCK_M, BLOCK_D) = (64, 64, 32)
+# on a GPU and (64, 32, 64) in the interpreter: n = 65, 130 and m = 65, 70 straddle 64 (and 32), d = 33 and
+# 65 straddle 32 and 64, so every configuration has a partial last tile along every axis somewhere.
+KERNEL_SHAPES = [(1, 1, 1), (37, 13, 5), (65, 33, 65), (130, 65, 70), (65, 65, 33), (200, 100, 3)]
+KERNEL_BLOCKS = {"gpu-tiles": _GPU_BLOCKS, "interpreter-tiles": _INTERPRETER_BLOCKS}
+
+
+def kernel_inputs(n, d, m, classes=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen)
+    W = torch.randn(m, d, generator=gen)
+    b = torch.randn(m, generator=gen)
+    labels = torch.randint(0, classes, (n,), generator=gen)
+    pos = torch.randint(0, classes, (m,), generator=gen)
+    neg = (pos + torch.randint(1, classes, (m,), generator=gen)) % classes
+    return X, labels, W, b, pos, neg
+
+
+def test_interpreter_is_on():
+    assert interpreter_on()
+
+
+@pytest.mark.parametrize("blocks", list(KERNEL_BLOCKS.values()), ids=list(KERNEL_BLOCKS))
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+def test_classifier_stats_kernel_matches_reference(shape, blocks):
+    X, labels, W, b, pos, neg = kernel_inputs(*shape)
+    got = classifier_stats(X, labels, W, b, pos, neg, backend="triton", _blocks=blocks)
+    want = classifier_stats_reference(X.double(), labels, W.double(), b.double(), pos, neg)
+    assert got.shape == (shape[2], 8) and got.dtype == torch.float64
+    scores = (X.double() @ W.double().T + b.double()).abs()
+    assert scores.min() > 1e-4, "a score within rounding of zero would make the error counts ambiguous"
+    counts = [0, 1, 4, 5]
+    torch.testing.assert_close(got[:, counts], want[:, counts], rtol=0, atol=0)
+    scale = scores.max().item() * shape[0]
+    torch.testing.assert_close(got[:, [2, 3, 6]], want[:, [2, 3, 6]], rtol=0, atol=1e-6 * scale)
+    torch.testing.assert_close(got[:, 7], want[:, 7], rtol=0, atol=1e-5 * scores.max().item())
+
+
+def test_classifier_stats_masks_rows_past_the_end_and_counts_ties_as_errors():
+    # X and labels are views into larger buffers whose tail holds huge points of a real class: a kernel
+    # reading past row n would count them. Rows of zeros with b = 0 give scores of exactly 0 (errors).
+    n, d, m = 70, 20, 40
+    X, labels, W, b, pos, neg = kernel_inputs(n, d, m, seed=5)
+    X[:4] = 0.0
+    b[:3] = 0.0
+    X_buffer = torch.cat([X, torch.full((64, d), 1e3)])
+    label_buffer = torch.cat([labels, torch.full((64,), int(pos[0]))]).to(torch.int32)
+    got = classifier_stats(X_buffer[:n], label_buffer[:n], W, b, pos, neg, backend="triton")
+    want = classifier_stats_reference(X.double(), labels, W.double(), b.double(), pos, neg)
+    torch.testing.assert_close(got[:, [0, 1, 4, 5]], want[:, [0, 1, 4, 5]], rtol=0, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-3)
+    member = (labels[:4, None] == pos[None, :3]) | (labels[:4, None] == neg[None, :3])
+    assert member.any() and torch.all(got[:3, 4] + got[:3, 5] >= member.sum(0))
+
+
+def test_classifier_stats_two_classes_and_absent_classes():
+    # labels ±1 with the default positive/negative; a classifier whose classes are absent gets zeros/+inf
+    X, _, W, b, _, _ = kernel_inputs(70, 20, 40, seed=3)
+    y = torch.where(torch.arange(70) % 3 == 0, 1, -1)
+    got = classifier_stats(X, y, W, b, backend="triton")
+    torch.testing.assert_close(got, classifier_stats_reference(X.double(), y, W.double(), b.double()),
+                               rtol=1e-5, atol=1e-4)
+    got = classifier_stats(X, y, W, b, positive=5, negative=7, backend="triton")
+    assert torch.all(got[:, :7] == 0) and torch.all(torch.isinf(got[:, 7]))
+
+
+def test_classifier_stats_auto_backend_and_validation():
+    X, labels, W, b, pos, neg = kernel_inputs(10, 4, 3)
+    torch.testing.assert_close(classifier_stats(X, labels, W, b, pos, neg, backend="torch"),
+                               classifier_stats_reference(X, labels, W, b, pos, neg))
+    with pytest.raises(ValueError, match="W must have shape"):
+        classifier_stats(X, labels, W[:, :3], b, pos, neg)
+    with pytest.raises(ValueError, match=r"b must have shape \[3\]"):
+        classifier_stats(X, labels, W, b[:2], pos, neg)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        classifier_stats(X, labels[:5], W, b, pos, neg)
+    with pytest.raises(ValueError, match="positive must be an integer or have shape"):
+        classifier_stats(X, labels, W, b, pos[:2], neg)
+    with pytest.raises(ValueError, match="must differ"):
+        classifier_stats(X, labels, W, b, pos, pos)
+    with pytest.raises(TypeError, match="labels must be an integer"):
+        classifier_stats(X, labels.float(), W, b, pos, neg)
+    with pytest.raises(TypeError, match="X must be a floating-point"):
+        classifier_stats(X.long(), labels, W, b, pos, neg)
+    with pytest.raises(ValueError, match="_blocks must be three powers of two"):
+        classifier_stats(X, labels, W, b, pos, neg, backend="triton", _blocks=(64, 48, 32))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The benchmark's bookkeeping on the CPU (stand-ins for do_bench and torch.compile)
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cpu_timing(monkeypatch):
+    def do_bench(fn):
+        start = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - start)
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    monkeypatch.setattr(torch, "compile", lambda fn: fn)
+
+
+def test_bench_classifier_stats_on_cpu(cpu_timing):
+    result = bench.bench_classifier_stats(50, 12, 9, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-5 and result["flops"] == 2 * 50 * 12 * 9
+    assert result["count_mismatch"] == 0
+    assert bench._lookup(bench.PEAK_FP32_TFLOPS, "NVIDIA H100 80GB HBM3") == 66.9
