@@ -101,3 +101,13 @@ def test_launch_buttons_point_at_the_repository_and_binder_environment():
     repo = project["github"].removeprefix("https://github.com/")
     assert project["jupyter"]["binder"]["repo"] == repo
     assert (ROOT / "environment.yml").exists() and os.access(ROOT / "postBuild", os.X_OK)
+
+
+def test_bibliography_page_cites_every_entry():
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    cited = set()
+    for roles in re.findall(r"\{cite:[pt]\}`([^`]+)`", (ROOT / "book" / "bibliography.md").read_text()):
+        cited.update(key.strip() for key in roles.split(";"))
+    assert keys and keys == cited, f"not on the bibliography page: {sorted(keys - cited)}; " \
+                                   f"unknown: {sorted(cited - keys)}"
+    assert "book/bibliography.md" in toc_files()
