@@ -12,14 +12,25 @@ One file per operation, each holding
 kernels are defined.
 """
 
+from .classifier_stats import classifier_stats, classifier_stats_reference
 from .dispatch import interpreter_on, use_triton
 from .feature_dynamics import feature_half_times, feature_half_times_reference
 from .lsa_moments import lsa_moments, lsa_moments_reference
 from .ordered_lowrank import ordered_lowrank, ordered_lowrank_reference
+from .prefix_class_stats import prefix_class_stats, prefix_class_stats_reference
+from .relu_gauss_newton import (
+    relu_gn_matvec,
+    relu_gn_matvec_reference,
+    relu_gn_sq_norms,
+    relu_gn_sq_norms_reference,
+)
 
 __all__ = [
     "interpreter_on", "use_triton",
+    "classifier_stats", "classifier_stats_reference",
     "feature_half_times", "feature_half_times_reference",
     "lsa_moments", "lsa_moments_reference",
     "ordered_lowrank", "ordered_lowrank_reference",
+    "prefix_class_stats", "prefix_class_stats_reference",
+    "relu_gn_sq_norms", "relu_gn_sq_norms_reference", "relu_gn_matvec", "relu_gn_matvec_reference",
 ]

@@ -88,6 +88,109 @@ def bench_lsa_moments(batch: int, n: int, d: int, device: str = "cuda") -> dict:
             "max_rel_diff": rel}
 
 
+#: FP32 (non-tensor-core) peak in TFLOP/s by device-name fragment (vendor data sheets): the
+#: ``classifier_stats`` kernel asks for exact float32 products (``input_precision="ieee"``), not TF32.
+PEAK_FP32_TFLOPS = {"H200": 66.9, "H100 PCIe": 51.2, "H100": 66.9, "A100": 19.5, "L40S": 91.6, "L4": 30.3,
+                    "A10": 31.2}
+
+
+def bench_classifier_stats(n: int, d: int, m: int, classes: int = 10, device: str = "cuda") -> dict:
+    """Time ``classifier_stats`` for ``m`` classifiers (random pairs of ``classes`` classes) on ``n``
+    points in dimension ``d``; FLOPs count the GEMM only (``2 n d m``)."""
+    import triton.testing
+
+    from .classifier_stats import classifier_stats, classifier_stats_reference
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    X = torch.rand(n, d, device=device, generator=gen)
+    labels = torch.randint(0, classes, (n,), device=device, generator=gen)
+    W = torch.randn(m, d, device=device, generator=gen) / d**0.5
+    b = torch.randn(m, device=device, generator=gen)
+    positive = torch.randint(0, classes, (m,), device=device, generator=gen)
+    negative = (positive + torch.randint(1, classes, (m,), device=device, generator=gen)) % classes
+    args = (X, labels, W, b, positive, negative)
+    compiled = torch.compile(classifier_stats_reference)
+    ref = classifier_stats_reference(X.double(), labels, W.double(), b.double(), positive, negative)
+    out = classifier_stats(*args, backend="triton")
+    sums = [2, 3, 6]                                     # score sums and error depth
+    rel = ((out[:, sums] - ref[:, sums]).abs().max() / ref[:, sums].abs().max()).item()
+    counts = [0, 1, 4, 5]
+    times = {"triton": triton.testing.do_bench(lambda: classifier_stats(*args, backend="triton")),
+             "torch eager": triton.testing.do_bench(lambda: classifier_stats_reference(*args)),
+             "torch.compile": triton.testing.do_bench(lambda: compiled(*args))}
+    return {"shape": f"n={n} d={d} m={m}", "flops": 2 * n * d * m, "times_ms": times, "max_rel_diff": rel,
+            "count_mismatch": int((out[:, counts] - ref[:, counts]).abs().max().item())}
+
+
+def bench_relu_gauss_newton(n: int, d: int, width: int, device: str = "cuda") -> dict:
+    """Time the two-layer ReLU Gauss–Newton kernels on ``n`` samples in dimension ``d`` with ``width``
+    neurons: per-sample squared gradient norms (one ``X Wᵀ`` GEMM, ``2 n d m`` FLOPs) and the
+    Gauss–Newton matrix–vector product (``X Wᵀ``, ``X dWᵀ`` and ``gateᵀ X``: ``6 n d m`` useful FLOPs; the
+    kernel recomputes ``X Wᵀ`` in its second launch rather than storing it)."""
+    import triton.testing
+
+    from .relu_gauss_newton import (
+        relu_gn_matvec,
+        relu_gn_matvec_reference,
+        relu_gn_sq_norms,
+        relu_gn_sq_norms_reference,
+    )
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    X = torch.randn(n, d, device=device, generator=gen)
+    W = torch.randn(width, d, device=device, generator=gen) / d**0.5
+    v = torch.randn(width, device=device, generator=gen) / width**0.5
+    dW = torch.randn(width, d, device=device, generator=gen)
+    dv = torch.randn(width, device=device, generator=gen)
+    norms_ref = relu_gn_sq_norms_reference(X.double(), W.double(), v.double())
+    hw_ref, hv_ref = relu_gn_matvec_reference(X.double(), W.double(), v.double(), dW.double(), dv.double())
+    norms = relu_gn_sq_norms(X, W, v, backend="triton")
+    hw, hv = relu_gn_matvec(X, W, v, dW, dv, backend="triton")
+    rel = max(((norms - norms_ref).abs().max() / norms_ref.abs().max()).item(),
+              ((hw - hw_ref).norm() / hw_ref.norm()).item(), ((hv - hv_ref).norm() / hv_ref.norm()).item())
+    compiled_norms = torch.compile(relu_gn_sq_norms_reference)
+    compiled_matvec = torch.compile(relu_gn_matvec_reference)
+    times = {
+        "triton": (triton.testing.do_bench(lambda: relu_gn_sq_norms(X, W, v, backend="triton")),
+                   triton.testing.do_bench(lambda: relu_gn_matvec(X, W, v, dW, dv, backend="triton"))),
+        "torch eager": (triton.testing.do_bench(lambda: relu_gn_sq_norms_reference(X, W, v)),
+                        triton.testing.do_bench(lambda: relu_gn_matvec_reference(X, W, v, dW, dv))),
+        "torch.compile": (triton.testing.do_bench(lambda: compiled_norms(X, W, v)),
+                          triton.testing.do_bench(lambda: compiled_matvec(X, W, v, dW, dv))),
+    }
+    return {"shape": f"n={n} d={d} m={width}", "flops": (2 * n * d * width, 6 * n * d * width),
+            "times_ms": times, "max_rel_diff": rel}
+
+
+def bench_prefix_class_stats(orders: int, length: int, n: int, classes: int = 10, sizes: int = 20,
+                             device: str = "cuda") -> dict:
+    """Time ``prefix_class_stats`` for ``orders`` orders of ``length`` samples in dimension ``n`` with
+    ``sizes`` prefix lengths (a learning curve per order). Bytes: every order reads its rows once
+    (``orders · length · n`` float32) and writes ``2 · orders · sizes · classes · n`` statistics."""
+    import triton.testing
+
+    from .prefix_class_stats import prefix_class_stats, prefix_class_stats_reference
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    X = torch.randn(length, n, device=device, generator=gen) + 3.0
+    y = torch.randint(0, classes, (length,), device=device, generator=gen)
+    order = torch.stack([torch.randperm(length, device=device, generator=gen) for _ in range(orders)])
+    ends = torch.unique(torch.logspace(1, float(torch.log10(torch.tensor(float(length)))), sizes).long())
+    ends = ends.to(device)
+    args = (X, y, order, ends, classes)
+    compiled = torch.compile(prefix_class_stats_reference)
+    _, means_ref, var_ref = prefix_class_stats_reference(X.double(), y, order, ends, classes)
+    _, means, var = prefix_class_stats(*args, backend="triton")
+    rel = max(((means - means_ref).abs().max() / means_ref.abs().max()).item(),
+              ((var - var_ref).abs().max() / var_ref.abs().max()).item())
+    bytes_moved = 4 * (orders * length * n + 2 * orders * ends.numel() * classes * n)
+    times = {"triton": triton.testing.do_bench(lambda: prefix_class_stats(*args, backend="triton")),
+             "torch eager": triton.testing.do_bench(lambda: prefix_class_stats_reference(*args)),
+             "torch.compile": triton.testing.do_bench(lambda: compiled(*args))}
+    return {"shape": f"S={orders} L={length} n={n} K={classes} G={ends.numel()}", "bytes": bytes_moved,
+            "times_ms": times, "max_rel_diff": rel}
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("theorylab.kernels.bench: no CUDA GPU on this machine; nothing to time (the kernels are "
@@ -115,6 +218,39 @@ def main() -> int:
             tf_both = 3 * result["flops"] / both / 1e9
             print(f"{result['shape']:<28} {impl:<14} {fwd:8.3f} {tf_fwd:8.1f} {both:11.3f} {tf_both:8.1f}")
         print(f"{'':<28} relative difference triton vs reference (TF32): {result['max_rel_diff']:.1e}")
+    peak32 = _lookup(PEAK_FP32_TFLOPS, name)
+    print(f"\nclassifier_stats: GEMM with fused per-classifier reductions, TFLOP/s of the GEMM vs FP32 "
+          f"peak {peak32 or 'unknown'}")
+    print(f"{'shape':<28} {'impl':<14} {'ms':>8} {'TFLOP/s':>8} {'of peak':>8}")
+    for n, d, m in [(1797, 64, 1800), (65536, 784, 1024), (16384, 3072, 2048)]:
+        result = bench_classifier_stats(n, d, m)
+        for impl, ms in result["times_ms"].items():
+            tflops = result["flops"] / ms / 1e9
+            frac = f"{tflops / peak32:7.1%}" if peak32 else "    n/a"
+            print(f"{result['shape']:<28} {impl:<14} {ms:8.3f} {tflops:8.2f} {frac:>8}")
+        print(f"{'':<28} sums: max relative difference vs float64 reference {result['max_rel_diff']:.1e}; "
+              f"counts differ by up to {result['count_mismatch']} (points within rounding of a boundary)")
+    print(f"\nrelu_gauss_newton: squared gradient norms and Gauss–Newton matvec, TFLOP/s vs TF32 peak "
+          f"{peak_flops or 'unknown'}")
+    print(f"{'shape':<28} {'impl':<14} {'norms ms':>9} {'TFLOP/s':>8} {'matvec ms':>10} {'TFLOP/s':>8}")
+    for n, d, width in [(10_000, 32, 1024), (100_000, 64, 1024), (65_536, 256, 4096)]:
+        result = bench_relu_gauss_newton(n, d, width)
+        for impl, (t_norms, t_matvec) in result["times_ms"].items():
+            flops_norms, flops_matvec = result["flops"]
+            print(f"{result['shape']:<28} {impl:<14} {t_norms:9.3f} {flops_norms / t_norms / 1e9:8.2f} "
+                  f"{t_matvec:10.3f} {flops_matvec / t_matvec / 1e9:8.2f}")
+        print(f"{'':<28} max relative difference triton vs float64 reference (TF32): "
+              f"{result['max_rel_diff']:.1e}")
+    print(f"\nprefix_class_stats: per-class statistics of every prefix (a learning curve) in one pass, "
+          f"GB/s vs peak {peak or 'unknown'}")
+    print(f"{'shape':<36} {'impl':<14} {'ms':>8} {'GB/s':>8} {'of peak':>8}")
+    for orders, length, n in [(64, 4096, 1000), (64, 40_000, 1000), (16, 40_000, 10_000)]:
+        result = bench_prefix_class_stats(orders, length, n)
+        for impl, ms in result["times_ms"].items():
+            gbs = result["bytes"] / ms / 1e6
+            frac = f"{gbs / peak:7.1%}" if peak else "    n/a"
+            print(f"{result['shape']:<36} {impl:<14} {ms:8.3f} {gbs:8.0f} {frac:>8}")
+        print(f"{'':<36} max relative difference triton vs float64 reference: {result['max_rel_diff']:.1e}")
     return 0
 
 

@@ -1,0 +1,369 @@
+"""theorylab.stability (chapter 4) and the relu_gauss_newton kernel.
+
+Module checks run in float64 with the torch path (``backend="torch"``) against independent
+computations: autograd per-sample gradients, explicit Gauss–Newton matrices, the mean-square operator
+built as a Kronecker matrix, and plain SGD loops. The kernel runs in Triton's interpreter (conftest.py
+sets ``TRITON_INTERPRET=1``) against its torch reference on small odd shapes.
+"""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import triton.testing
+
+from theorylab import stability as st
+from theorylab.kernels import (
+    bench,
+    relu_gn_matvec,
+    relu_gn_matvec_reference,
+    relu_gn_sq_norms,
+    relu_gn_sq_norms_reference,
+)
+from theorylab.seeding import make_generator
+
+
+def models_and_data(n=9, d=5, width=7, seed=0):
+    X, y, *_ = st.sparse_regression(n, d, seed=seed, n_test=3)
+    return [st.DiagonalLinearNetwork(d, seed=seed + 1),
+            st.TwoLayerReLU(d, width, init_scale=2.0, seed=seed + 2)], X, y
+
+
+def explicit_H(model, X):
+    J = st.per_sample_gradients(model, X)
+    return J, J.T @ J / X.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Models and data
+# ---------------------------------------------------------------------------------------------------
+
+def test_models_forward_shapes_and_initialisation():
+    diag = st.DiagonalLinearNetwork(400, init_scale=2.0, seed=3)
+    relu = st.TwoLayerReLU(50, 300, init_scale=2.0, seed=3)
+    X = torch.randn(6, 400, dtype=torch.float64)
+    torch.testing.assert_close(diag(X), X @ (diag.a * diag.b))
+    assert st.parameter_count(diag) == 800 and st.parameter_count(relu) == 300 * 51
+    assert abs(diag.a.std().item() - 2.0) < 0.2 and abs(diag.b.std().item() - 2.0) < 0.2
+    assert abs(relu.W.std().item() * math.sqrt(50) - 2.0) < 0.1
+    assert abs(relu.v.std().item() * math.sqrt(300) - 2.0) < 0.3
+    Xr = torch.randn(4, 50, dtype=torch.float64)
+    torch.testing.assert_close(relu(Xr), torch.relu(Xr @ relu.W.T) @ relu.v)
+    torch.testing.assert_close(st.DiagonalLinearNetwork(4, seed=1).a, st.DiagonalLinearNetwork(4, seed=1).a)
+
+
+def test_data_generators():
+    X, y, Xt, yt, beta = st.sparse_regression(20, 8, sparsity=2, n_test=5, seed=1)
+    assert X.shape == (20, 8) and Xt.shape == (5, 8) and beta.sum() == 2
+    torch.testing.assert_close(y, X @ beta)
+    X, y, Xt, yt, W_star = st.relu_teacher(15, 6, neurons=3, n_test=4, seed=1)
+    torch.testing.assert_close(X.norm(dim=1), torch.full((15,), math.sqrt(6), dtype=torch.float64))
+    torch.testing.assert_close(W_star.norm(dim=1), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(y, torch.relu(X @ W_star.T).sum(1))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: st.DiagonalLinearNetwork(0), "d must be an integer"),
+    (lambda: st.DiagonalLinearNetwork(3, init_scale=0.0), "init_scale must be a positive"),
+    (lambda: st.TwoLayerReLU(3, 0), "width must be an integer"),
+    (lambda: st.DiagonalLinearNetwork(3)(torch.zeros(2, 4, dtype=torch.float64)), "X must be a tensor of"),
+    (lambda: st.sparse_regression(5, 3, sparsity=4), "sparsity must be an integer"),
+    (lambda: st.sampling_factor(6, 5), "batch_size must be an integer in"),
+])
+def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_norm_helpers():
+    diag = st.DiagonalLinearNetwork(5, seed=0)
+    assert st.l1_norm(diag) == pytest.approx((diag.a * diag.b).abs().sum().item())
+    relu = st.TwoLayerReLU(3, 4, seed=0)
+    assert st.path_norm(relu) == pytest.approx((relu.v.abs() * relu.W.norm(dim=1)).sum().item())
+    with pytest.raises(TypeError, match="DiagonalLinearNetwork"):
+        st.l1_norm(relu)
+    with pytest.raises(TypeError, match="TwoLayerReLU"):
+        st.path_norm(diag)
+    with pytest.raises(TypeError, match="model must be"):
+        st.gauss_newton_trace(torch.nn.Linear(3, 1), torch.zeros(2, 3))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gauss–Newton quantities against autograd and explicit matrices (float64)
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_closed_forms_match_autograd(index):
+    models, X, _ = models_and_data()
+    model = models[index]
+    J, H = explicit_H(model, X)
+    torch.testing.assert_close(model.jacobian(X), J, rtol=1e-12, atol=1e-12)
+    kwargs = {"backend": "torch"} if index == 1 else {}
+    assert st.gauss_newton_trace(model, X, **kwargs) == pytest.approx(torch.trace(H).item(), rel=1e-12)
+    u = torch.randn(J.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(st.gauss_newton_matvec(model, X, u, **kwargs), H @ u, rtol=1e-12, atol=1e-12)
+    lam = torch.linalg.eigvalsh(H)[-1].item()
+    assert st.gauss_newton_lambda_max(model, X, method="exact") == pytest.approx(lam, rel=1e-10)
+    assert st.gauss_newton_lambda_max(model, X, method="lanczos", **kwargs) == pytest.approx(lam, rel=1e-10)
+
+
+def test_relu_closed_form_at_a_kink_uses_zero_derivative():
+    relu = st.TwoLayerReLU(2, 1, seed=0)
+    with torch.no_grad():
+        relu.W.copy_(torch.tensor([[1.0, -1.0]], dtype=torch.float64))
+        relu.v.fill_(2.0)
+    X = torch.tensor([[1.0, 1.0], [2.0, 0.0]], dtype=torch.float64)       # z = 0 and z = 2
+    norms = relu.sq_grad_norms(X, backend="torch")
+    torch.testing.assert_close(norms, torch.tensor([0.0, 4.0 + 4.0 * 4.0], dtype=torch.float64))
+    torch.testing.assert_close(norms, st.per_sample_gradients(relu, X).pow(2).sum(1))
+
+
+def test_lanczos_on_a_larger_relu_network_agrees_with_exact():
+    X, *_ = st.relu_teacher(60, 6, seed=2)
+    relu = st.TwoLayerReLU(6, 30, init_scale=2.0, seed=1)
+    exact = st.gauss_newton_lambda_max(relu, X, method="exact")
+    lanczos = st.gauss_newton_lambda_max(relu, X, method="lanczos", backend="torch")
+    assert lanczos == pytest.approx(exact, rel=1e-9)
+    # fewer steps than the rank: a lower bound, already close for the top eigenvalue
+    few = st.gauss_newton_lambda_max(relu, X, method="lanczos", iters=15, backend="torch")
+    assert few <= exact * (1 + 1e-12) and few > 0.99 * exact
+
+
+def test_kernel_path_of_the_module_matches_the_torch_path():
+    X, *_ = st.relu_teacher(37, 5, seed=3)
+    relu = st.TwoLayerReLU(5, 45, init_scale=2.0, seed=4)
+    want = st.gauss_newton_trace(relu, X, backend="torch")
+    assert st.gauss_newton_trace(relu, X, backend="triton") == pytest.approx(want, rel=1e-5)
+    want = st.gauss_newton_lambda_max(relu, X, method="exact")
+    got = st.gauss_newton_lambda_max(relu, X, method="lanczos", backend="triton")
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mean-square stability operator and Lyapunov exponent
+# ---------------------------------------------------------------------------------------------------
+
+def kronecker_radius(J, lr, q):
+    """Spectral radius of T on range(H), from the explicit p² × p² matrix."""
+    n, p = J.shape
+    Jn = J.numpy()
+    H = Jn.T @ Jn / n
+    eye = np.eye(p)
+    T = (np.kron(eye, eye) - lr * (np.kron(eye, H) + np.kron(H, eye))
+         + lr**2 * ((1 - q) * np.kron(H, H)
+                    + q / n * sum(np.kron(np.outer(g, g), np.outer(g, g)) for g in Jn)))
+    _, s, Vt = np.linalg.svd(Jn, full_matrices=False)
+    V = Vt[s > 1e-7 * s[0]].T
+    P = np.kron(V, V)
+    return np.abs(np.linalg.eigvals(P.T @ T @ P)).max()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("lr, batch", [(0.3, 1), (0.3, 3), (0.3, 12), (0.05, 1), (0.05, 2)])
+def test_mean_square_radius_matches_the_kronecker_matrix(index, lr, batch):
+    X, *_ = st.sparse_regression(12, 3, seed=5, n_test=1)
+    model = [st.DiagonalLinearNetwork(3, seed=6), st.TwoLayerReLU(3, 2, init_scale=2.0, seed=6)][index]
+    J = st.per_sample_gradients(model, X)
+    want = kronecker_radius(J, lr, st.sampling_factor(batch, 12))
+    assert st.mean_square_radius(model, X, lr=lr, batch_size=batch) == pytest.approx(want, rel=1e-8)
+
+
+def test_mean_square_radius_for_gd_is_the_gd_contraction():
+    models, X, _ = models_and_data()
+    _, H = explicit_H(models[0], X)
+    lam = torch.linalg.eigvalsh(H)
+    lam = lam[lam > 1e-10 * lam[-1]]
+    for lr in (0.1, 2.5 / lam[-1].item()):
+        want = ((1 - lr * lam) ** 2).max().item()
+        got = st.mean_square_radius(models[0], X, lr=lr, batch_size=X.shape[0])
+        assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_sampling_factor():
+    assert st.sampling_factor(1, 10) == 1.0 and st.sampling_factor(4, 10) == 0.25
+    assert st.sampling_factor(10, 10) == 0.0
+
+
+def test_lyapunov_exponent():
+    models, X, _ = models_and_data()
+    model = models[0]
+    _, H = explicit_H(model, X)
+    lam = torch.linalg.eigvalsh(H)
+    lam = lam[lam > 1e-10 * lam[-1]]
+    lr = 1.5 / lam[-1].item()
+    # GD: deterministic, the slowest-contracting mode wins: log max |1 − η λ|
+    got, err = st.lyapunov_exponent(model, X, lr=lr, batch_size=X.shape[0], steps=3000, chains=4)
+    assert got == pytest.approx(math.log((1 - lr * lam).abs().max().item()), abs=2e-3)
+    # SGD: Jensen, 2 λ ≤ log ρ (up to the sampling error)
+    got, err = st.lyapunov_exponent(model, X, lr=0.2, batch_size=1, steps=3000)
+    assert 2 * (got - 3 * err) <= math.log(st.mean_square_radius(model, X, lr=0.2, batch_size=1))
+    with pytest.raises(ValueError, match="batch_size"):
+        st.lyapunov_exponent(model, X, lr=0.2, batch_size=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+def manual_sgd(model, X, y, lr, batch_size, steps, seed, clip):
+    """A plain autograd SGD loop with the documented sampling (with replacement) and clipping."""
+    n = X.shape[0]
+    indices = torch.randint(n, (steps, batch_size), generator=make_generator(seed))
+    params = list(model.parameters())
+    for step in range(steps):
+        batch = torch.arange(n) if batch_size == n else indices[step]
+        loss = 0.5 * (model(X[batch]) - y[batch]).pow(2).mean()
+        grads = torch.autograd.grad(loss, params)
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+        scale = lr * min(1.0, clip / norm) if clip else lr
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p -= scale * g
+    return model
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("batch_size", [1, 3, 9])
+def test_train_is_plain_sgd_with_replacement(index, batch_size):
+    models, X, y = models_and_data()
+    twin = [st.DiagonalLinearNetwork(5, seed=1), st.TwoLayerReLU(5, 7, init_scale=2.0, seed=2)][index]
+    trained = st.train(models[index], X, y, lr=0.02, batch_size=batch_size, steps=60, seed=11, clip=1.0)
+    manual_sgd(twin, X, y, 0.02, batch_size, 60, 11, 1.0)
+    for got, want in zip(trained.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert trained.history_["step"][0] == 0 and trained.history_["step"][-1] == 60
+    assert trained.final_loss_ == pytest.approx(st.training_loss(trained, X, y), rel=1e-12)
+    assert trained.lr_ == 0.02 and trained.batch_size_ == batch_size
+
+
+def test_train_many_equals_separate_runs_and_records_a_monitor():
+    models, X, y = models_and_data()
+    diag = [st.DiagonalLinearNetwork(5, seed=s) for s in range(3)]
+    singles = [st.DiagonalLinearNetwork(5, seed=s) for s in range(3)]
+    lrs, batches, seeds = [0.01, 0.02, 0.05], [1, 9, 2], [0, 1, 2]
+    st.train_many(diag, X, y, lr=lrs, batch_size=batches, seed=seeds, steps=50, record_every=10,
+                  monitor=lambda m: {"trace": st.gauss_newton_trace(m, X)})
+    for model, single, lr, b, s in zip(diag, singles, lrs, batches, seeds, strict=True):
+        st.train(single, X, y, lr=lr, batch_size=b, seed=s, steps=50, record_every=10)
+        torch.testing.assert_close(model.a, single.a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model.history_["loss"], single.history_["loss"], rtol=1e-10)
+        assert list(model.history_["step"]) == [0, 10, 20, 30, 40, 50]
+        assert model.history_["trace"][-1] == pytest.approx(st.gauss_newton_trace(model, X))
+
+
+def test_gd_reaches_an_interpolating_minimum_and_clipping_switches_off():
+    X, y, *_ = st.sparse_regression(10, 20, seed=0, n_test=2)
+    model = st.train(st.DiagonalLinearNetwork(20, init_scale=1.0, seed=0), X, y, lr=0.1, batch_size=10,
+                     steps=3000, clip=10.0)
+    assert model.final_loss_ < 1e-20
+    assert 0 <= model.last_clipped_step_ < 100                 # the large start is clipped, then never
+    assert np.all(np.diff(model.history_["loss"][5:]) <= 0)   # GD below the threshold: monotone
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=0.0), "lr must be a positive"),
+    (dict(lr=-1.0), "lr must be a positive"),
+    (dict(batch_size=0), "batch_size must be an integer in \\[1, 9\\]"),
+    (dict(batch_size=10), "batch_size must be an integer in \\[1, 9\\], got 10"),
+    (dict(steps=0), "steps must be an integer"),
+    (dict(y=torch.zeros(8, dtype=torch.float64)), "y must be a tensor of shape \\[9\\]"),
+    (dict(X=torch.zeros(9, 4, dtype=torch.float64)), "X must be a tensor of shape \\[n, 5\\]"),
+    (dict(lr=[0.1, 0.2]), "lr must be one value or one per model"),
+])
+def test_train_rejects_bad_input(kwargs, match):
+    models, X, y = models_and_data()
+    args = dict(X=X, y=y, lr=0.1, batch_size=1, steps=5) | kwargs
+    with pytest.raises(ValueError, match=match):
+        st.train(models[0], args.pop("X"), args.pop("y"), **args)
+
+
+def test_train_reports_divergence():
+    X, y, *_ = st.sparse_regression(9, 5, seed=0, n_test=2)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        st.train(st.DiagonalLinearNetwork(5, init_scale=3.0), X, y, lr=50.0, batch_size=9, steps=200,
+                 clip=None, record_every=10)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The relu_gauss_newton kernel in Triton's interpreter
+# ---------------------------------------------------------------------------------------------------
+
+KERNEL_SHAPES = [(1, 1, 1), (37, 5, 45), (70, 33, 3), (5, 70, 65), (33, 32, 32), (64, 17, 31)]
+
+
+def kernel_inputs(n, d, m, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(*shape, generator=gen) for shape in [(n, d), (m, d), (m,), (m, d), (m,)])
+
+
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+def test_relu_gn_sq_norms_kernel_matches_reference(shape):
+    X, W, v, _, _ = kernel_inputs(*shape)
+    got = relu_gn_sq_norms(X, W, v, backend="triton")
+    want = relu_gn_sq_norms_reference(X.double(), W.double(), v.double())
+    assert got.shape == (shape[0],) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * (want.abs().max().item() + 1))
+
+
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+def test_relu_gn_matvec_kernel_matches_reference(shape):
+    X, W, v, dW, dv = kernel_inputs(*shape, seed=1)
+    got_W, got_v = relu_gn_matvec(X, W, v, dW, dv, backend="triton")
+    want_W, want_v = relu_gn_matvec_reference(*(t.double() for t in (X, W, v, dW, dv)))
+    assert got_W.shape == W.shape and got_v.shape == v.shape
+    scale = max(want_W.abs().max().item(), want_v.abs().max().item()) + 1
+    torch.testing.assert_close(got_W.double(), want_W, rtol=1e-5, atol=1e-5 * scale)
+    torch.testing.assert_close(got_v.double(), want_v, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_relu_gn_references_match_autograd():
+    X, *_ = st.relu_teacher(13, 4, seed=0)
+    relu = st.TwoLayerReLU(4, 6, init_scale=2.0, seed=1)
+    J, H = explicit_H(relu, X)
+    W, v = relu.W.detach(), relu.v.detach()
+    torch.testing.assert_close(relu_gn_sq_norms_reference(X, W, v), J.pow(2).sum(1))
+    dW, dv = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    HW, Hv = relu_gn_matvec_reference(X, W, v, dW, dv)
+    torch.testing.assert_close(torch.cat([HW.reshape(-1), Hv]), H @ torch.cat([dW.reshape(-1), dv]))
+
+
+def test_relu_gn_kernels_validate():
+    X, W, v, dW, dv = kernel_inputs(4, 3, 5)
+    with pytest.raises(ValueError, match="W must have shape \\[m, 3\\]"):
+        relu_gn_sq_norms(X, W[:, :2], v)
+    with pytest.raises(ValueError, match="v must have shape \\[5\\]"):
+        relu_gn_sq_norms(X, W, v[:4])
+    with pytest.raises(ValueError, match="dW must have the shape of W"):
+        relu_gn_matvec(X, W, v, dW[:4], dv)
+    with pytest.raises(ValueError, match="dv must have shape"):
+        relu_gn_matvec(X, W, v, dW, dv[:2])
+    with pytest.raises(ValueError, match="X must have shape"):
+        relu_gn_sq_norms(X[0], W, v)
+    with pytest.raises(TypeError, match="X must be a floating-point"):
+        relu_gn_sq_norms(X.long(), W, v)
+    with pytest.raises(ValueError, match="backend"):
+        relu_gn_sq_norms(X, W, v, backend="cuda")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark bookkeeping on the CPU (stand-ins for do_bench and torch.compile, as in test_bench.py)
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cpu_timing(monkeypatch):
+    def do_bench(fn):
+        start = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - start)
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    monkeypatch.setattr(torch, "compile", lambda fn: fn)
+
+
+def test_bench_relu_gauss_newton_on_cpu(cpu_timing):
+    result = bench.bench_relu_gauss_newton(37, 5, 45, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert all(len(t) == 2 and min(t) > 0 for t in result["times_ms"].values())
+    assert result["max_rel_diff"] < 1e-4 and min(result["flops"]) > 0

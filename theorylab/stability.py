@@ -1,0 +1,689 @@
+"""Dynamical stability of SGD at interpolating minima (chapter 4; Wu & Su, ICML 2023).
+
+Conventions
+-----------
+* Data ``X`` [n, d], targets ``y`` [n]; a model maps ``X`` to predictions [n] (one scalar per example).
+* Square loss **with** the ½: ``L(θ) = (1/2n) Σ_i (f(x_i; θ) − y_i)²``. At an interpolating minimum
+  (every residual zero) its Hessian is the Gauss–Newton matrix ``H = (1/n) Σ_i g_i g_iᵀ`` with
+  ``g_i = ∇_θ f(x_i; θ)`` [p], so ``tr H = (1/n) Σ_i ‖g_i‖²``. ``H`` has units of 1 / learning rate.
+* SGD with batch size ``B``: ``θ ← θ − η (1/B) Σ_s (f(x_{i_s}) − y_{i_s}) g_{i_s}`` with the ``B``
+  indices drawn uniformly **with replacement**; ``batch_size = n`` is full-batch GD (every sample
+  once, no sampling).
+* Parameter vectors [p] are flattened in the order of ``model.named_parameters()``: ``(a, b)`` for
+  :class:`DiagonalLinearNetwork`, ``(W row-major, v)`` for :class:`TwoLayerReLU`.
+
+The two models have closed-form per-sample gradients; the Gauss–Newton trace and matrix–vector
+product of the ReLU network go through :mod:`theorylab.kernels.relu_gauss_newton` (a Triton kernel on a
+GPU, its torch reference on a CPU). :func:`per_sample_gradients` computes the same gradients with
+autograd, independently, for checks and for the (small-scale) mean-square stability operator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .kernels import relu_gn_matvec, relu_gn_sq_norms
+from .seeding import make_generator
+
+__all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
+           "train", "train_many", "per_sample_gradients", "gauss_newton_trace", "gauss_newton_matvec",
+           "gauss_newton_lambda_max", "mean_square_radius", "lyapunov_exponent", "sampling_factor", "l1_norm",
+           "path_norm", "test_error", "training_loss", "parameter_count"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation helpers
+# ----------------------------------------------------------------------------------------------
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    bad = not isinstance(value, int | np.integer) or isinstance(value, bool)
+    if bad or value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, DiagonalLinearNetwork | TwoLayerReLU):
+        raise TypeError(f"model must be a DiagonalLinearNetwork or a TwoLayerReLU, "
+                        f"got {type(model).__name__}")
+
+
+def _check_data(model, X, y=None) -> None:
+    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[1] != model.d or X.shape[0] < 1:
+        raise ValueError(f"X must be a tensor of shape [n, {model.d}], got "
+                         f"{list(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}")
+    if y is not None and (not isinstance(y, torch.Tensor) or tuple(y.shape) != (X.shape[0],)):
+        raise ValueError(f"y must be a tensor of shape [{X.shape[0]}] (one target per row of X), got "
+                         f"{list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+
+class DiagonalLinearNetwork(torch.nn.Module):
+    """``f(x) = ⟨a ⊙ b, x⟩``: a linear predictor ``β = a ⊙ b`` in a two-factor parametrisation.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension; the model has ``p = 2d`` parameters.
+    init_scale : float
+        ``a`` and ``b`` are drawn i.i.d. ``N(0, init_scale²)`` (the large random initialisation of the
+        paper's experiments is ``init_scale = 1``).
+    seed : int
+    dtype : torch.dtype
+
+    Attributes
+    ----------
+    a, b : Parameter [d]
+    """
+
+    def __init__(self, d: int, *, init_scale: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.d = _check_int("d", d, 1)
+        init_scale = _check_positive("init_scale", init_scale)
+        gen = make_generator(seed)
+        self.a = torch.nn.Parameter(init_scale * torch.randn(d, generator=gen, dtype=dtype))
+        self.b = torch.nn.Parameter(init_scale * torch.randn(d, generator=gen, dtype=dtype))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X`` [n, d] → predictions [n]."""
+        _check_data(self, X)
+        return X @ (self.a * self.b)
+
+    def beta(self) -> torch.Tensor:
+        """The effective linear predictor ``β = a ⊙ b`` [d] (detached)."""
+        return (self.a * self.b).detach()
+
+    def sq_grad_norms(self, X: torch.Tensor) -> torch.Tensor:
+        """``‖∇_θ f(x_i)‖² = Σ_j (a_j² + b_j²) x_ij²`` [n] (closed form, detached)."""
+        _check_data(self, X)
+        return X.pow(2) @ (self.a.detach().pow(2) + self.b.detach().pow(2))
+
+    def jacobian(self, X: torch.Tensor) -> torch.Tensor:
+        """Per-sample gradients in closed form, ``[X ⊙ b, X ⊙ a]`` [n, 2d] (detached)."""
+        _check_data(self, X)
+        return torch.cat([X * self.b.detach(), X * self.a.detach()], dim=1)
+
+    def gn_matvec(self, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``H u = (1/n) Jᵀ (J u)`` for a flat direction ``u = (u_a, u_b)`` [2d]."""
+        a, b = self.a.detach(), self.b.detach()
+        u_a, u_b = u[:self.d], u[self.d:]
+        s = X @ (b * u_a + a * u_b) / X.shape[0]
+        back = X.T @ s
+        return torch.cat([b * back, a * back])
+
+    # Stacked parameters with a leading replica dimension K, for train_many.
+    @staticmethod
+    def _stacked_predict(params, X):
+        a, b = params
+        return (a * b) @ X.T                                   # [K, n]
+
+    @staticmethod
+    def _stacked_gradient(params, X, y, idx, weights):
+        a, b = params
+        # Σ_s w_s r_s ∇f(x_s) with every sample's weight summed: a [K, n] weight matrix, no gather.
+        w = torch.zeros(a.shape[0], X.shape[0], dtype=X.dtype, device=X.device).scatter_add_(1, idx, weights)
+        r = (a * b) @ X.T - y                                   # [K, n] residuals on all samples
+        g = (w * r) @ X                                        # [K, d]: Σ_i w_i r_i x_i
+        return [g * b, g * a]
+
+
+class TwoLayerReLU(torch.nn.Module):
+    """``f(x) = Σ_k v_k relu(w_k · x)``: a two-layer ReLU network without biases.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    width : int
+        Number of hidden neurons ``m``; the model has ``p = m (d + 1)`` parameters.
+    init_scale : float
+        Rows ``w_k`` have i.i.d. ``N(0, init_scale² / d)`` entries and ``v_k ~ N(0, init_scale² / m)``:
+        with ``‖x‖² ≈ d`` the pre-activations and the output are of order ``init_scale`` and
+        ``init_scale²``; ``init_scale = 1`` is the standard (LeCun) initialisation, larger is sharper.
+    seed : int
+    dtype : torch.dtype
+
+    Attributes
+    ----------
+    W : Parameter [m, d]
+    v : Parameter [m]
+    """
+
+    def __init__(self, d: int, width: int, *, init_scale: float = 1.0, seed: int = 0,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.d = _check_int("d", d, 1)
+        self.width = _check_int("width", width, 1)
+        init_scale = _check_positive("init_scale", init_scale)
+        gen = make_generator(seed)
+        W = torch.randn(width, d, generator=gen, dtype=dtype) * (init_scale / math.sqrt(d))
+        v = torch.randn(width, generator=gen, dtype=dtype) * (init_scale / math.sqrt(width))
+        self.W, self.v = torch.nn.Parameter(W), torch.nn.Parameter(v)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X`` [n, d] → predictions [n]."""
+        _check_data(self, X)
+        return torch.relu(X @ self.W.T) @ self.v
+
+    def sq_grad_norms(self, X: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
+        """``‖∇_θ f(x_i)‖² = Σ_k [relu(w_k·x_i)² + v_k² 1[w_k·x_i > 0] ‖x_i‖²]`` [n], through
+        :func:`theorylab.kernels.relu_gn_sq_norms` (no per-sample gradient is formed)."""
+        _check_data(self, X)
+        return relu_gn_sq_norms(X, self.W.detach(), self.v.detach(), backend=backend)
+
+    def jacobian(self, X: torch.Tensor) -> torch.Tensor:
+        """Per-sample gradients in closed form [n, m (d + 1)] (detached): blocks ``v_k 1[z_ik > 0] x_i``
+        (row-major over ``k``, then the ``d`` inputs) and ``relu(z_ik)``."""
+        _check_data(self, X)
+        W, v = self.W.detach(), self.v.detach()
+        Z = X @ W.T
+        dW = ((Z > 0) * v)[:, :, None] * X[:, None, :]
+        return torch.cat([dW.reshape(X.shape[0], -1), torch.relu(Z)], dim=1)
+
+    def gn_matvec(self, X: torch.Tensor, u: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
+        """``H u`` for a flat direction ``u = (dW row-major, dv)`` [m (d + 1)], through
+        :func:`theorylab.kernels.relu_gn_matvec`."""
+        m, d = self.width, self.d
+        HW, Hv = relu_gn_matvec(X, self.W.detach(), self.v.detach(), u[:m * d].reshape(m, d), u[m * d:],
+                                backend=backend)
+        return torch.cat([HW.reshape(-1), Hv]).to(u.dtype)
+
+    @staticmethod
+    def _stacked_predict(params, X):
+        W, v = params
+        return torch.einsum("knd,kmd->knm", X.expand(W.shape[0], -1, -1), W).relu() @ v[:, :, None]
+
+    @staticmethod
+    def _stacked_gradient(params, X, y, idx, weights):
+        W, v = params                                           # [K, m, d], [K, m]
+        xb, yb = X[idx], y[idx]                                 # [K, B, d], [K, B]
+        z = torch.bmm(xb, W.transpose(1, 2))                    # [K, B, m]
+        act = z.clamp(min=0)
+        r = (act * v[:, None, :]).sum(dim=-1) - yb
+        wr = weights * r
+        grad_v = torch.bmm(wr[:, None, :], act)[:, 0]           # Σ_s w_s r_s relu(z_s)
+        grad_W = torch.bmm(((wr[:, :, None] * v[:, None, :]) * (z > 0)).transpose(1, 2), xb)
+        return [grad_W, grad_v]
+
+
+def parameter_count(model) -> int:
+    """``p``, the number of trainable parameters."""
+    _check_model(model)
+    return sum(t.numel() for t in model.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, seed: int = 0,
+                      dtype: torch.dtype = torch.float64):
+    """Noiseless sparse linear regression: ``x ~ N(0, I_d)``, ``y = ⟨β*, x⟩`` with ``β*`` equal to 1 on
+    its first ``sparsity`` coordinates and 0 elsewhere.
+
+    Returns
+    -------
+    X [n, d], y [n], X_test [n_test, d], y_test [n_test], beta_star [d]
+    """
+    n, d = _check_int("n", n, 1), _check_int("d", d, 1)
+    sparsity = _check_int("sparsity", sparsity, 1, d)
+    n_test = _check_int("n_test", n_test, 1)
+    gen = make_generator(seed)
+    beta = torch.zeros(d, dtype=dtype)
+    beta[:sparsity] = 1.0
+    X = torch.randn(n, d, generator=gen, dtype=dtype)
+    X_test = torch.randn(n_test, d, generator=gen, dtype=dtype)
+    return X, X @ beta, X_test, X_test @ beta, beta
+
+
+def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: int = 0,
+                 dtype: torch.dtype = torch.float64):
+    """Data from a small ReLU teacher: ``x`` uniform on the sphere of radius ``√d`` and
+    ``y = Σ_{j ≤ neurons} relu(w*_j · x)`` with unit-norm random ``w*_j``.
+
+    Returns
+    -------
+    X [n, d], y [n], X_test [n_test, d], y_test [n_test], W_star [neurons, d]
+    """
+    n, d = _check_int("n", n, 1), _check_int("d", d, 1)
+    neurons = _check_int("neurons", neurons, 1)
+    n_test = _check_int("n_test", n_test, 1)
+    gen = make_generator(seed)
+
+    def sphere(k):
+        x = torch.randn(k, d, generator=gen, dtype=dtype)
+        return x / x.norm(dim=1, keepdim=True) * math.sqrt(d)
+
+    W_star = torch.randn(neurons, d, generator=gen, dtype=dtype)
+    W_star = W_star / W_star.norm(dim=1, keepdim=True)
+    X, X_test = sphere(n), sphere(n_test)
+    return X, torch.relu(X @ W_star.T).sum(1), X_test, torch.relu(X_test @ W_star.T).sum(1), W_star
+
+
+# ----------------------------------------------------------------------------------------------
+# Training: SGD with replacement, many models at once
+# ----------------------------------------------------------------------------------------------
+
+@contextmanager
+def _one_thread(device):
+    # The per-step tensors are tiny: on a CPU, one thread avoids synchronisation overhead that
+    # dominates at this size (2–4x faster on a shared 2-core machine). Restored afterwards.
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _per_model(name: str, value, count: int) -> list:
+    if isinstance(value, Sequence | np.ndarray | torch.Tensor) and not isinstance(value, str):
+        values = [v.item() if hasattr(v, "item") else v for v in value]
+        if len(values) != count:
+            raise ValueError(f"{name} must be one value or one per model ({count}), got {len(values)} values")
+        return values
+    return [value] * count
+
+
+def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int, steps: int, seed: int = 0,
+          clip: float | None = 10.0, record_every: int | None = None,
+          monitor: Callable | None = None):
+    """Train ``model`` in place by SGD on ``(1/2n) Σ (f(x_i) − y_i)²`` and return it.
+
+    Parameters
+    ----------
+    model : DiagonalLinearNetwork or TwoLayerReLU
+    X : Tensor [n, d]
+    y : Tensor [n]
+    lr : float
+        The learning rate ``η`` (> 0), constant throughout: the stability theory is about constant ``η``.
+    batch_size : int
+        ``B`` in ``[1, n]``; indices drawn uniformly with replacement, ``B = n`` is full-batch GD.
+    steps : int
+    seed : int
+        Seed of the sampled indices.
+    clip : float or None
+        The update is ``η · min(1, clip / ‖∇‖) · ∇``: it tames the first steps from a large
+        initialisation and is inactive once the gradient is small (near a minimum). ``None``: no
+        clipping.
+    record_every : int, optional
+        Record the full training loss (and ``monitor``) every this many steps (default ``steps // 100``).
+    monitor : callable, optional
+        ``monitor(model) -> dict[str, float]``, recorded with the loss.
+
+    Returns
+    -------
+    The same ``model``, with attributes ``history_`` (dict of numpy arrays: ``"step"``, ``"loss"`` and
+    the monitor's keys), ``loss_history_`` (``history_["loss"]``: the full training loss at the recorded
+    steps), ``final_loss_`` (the last of them), ``last_clipped_step_`` (the last step at which
+    clipping was active, -1 if never), ``lr_``, ``batch_size_``.
+    """
+    return train_many([model], X, y, lr=lr, batch_size=batch_size, steps=steps, seed=seed, clip=clip,
+                      record_every=record_every, monitor=monitor)[0]
+
+
+def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, steps: int, seed=0,
+               clip: float | None = 10.0, record_every: int | None = None,
+               monitor: Callable | None = None) -> list:
+    """:func:`train` for several models of one class and shape at once, vectorised over models.
+
+    ``lr``, ``batch_size`` and ``seed`` are one value for all or one per model. Every model draws its
+    indices from its own generator (seeded by its ``seed``), so each result is what :func:`train`
+    gives for that model alone (up to floating-point summation order). The cost per step grows with
+    the largest batch size: train GD and small-batch SGD in separate calls when ``n`` is large.
+
+    Returns the list of trained models (the same objects).
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    for model in models:
+        _check_model(model)
+    cls = type(models[0])
+    shapes = [tuple(p.shape) for p in models[0].parameters()]
+    for model in models:
+        if type(model) is not cls or [tuple(p.shape) for p in model.parameters()] != shapes:
+            raise ValueError("all models must be of one class and shape")
+    _check_data(models[0], X, y)
+    n = X.shape[0]
+    count = len(models)
+    steps = _check_int("steps", steps, 1)
+    lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
+    batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
+    seeds = _per_model("seed", seed, count)
+    if clip is not None:
+        clip = _check_positive("clip", clip)
+    if record_every is None:
+        record_every = max(1, steps // 100)
+    record_every = _check_int("record_every", record_every, 1)
+
+    first = models[0].a if cls is DiagonalLinearNetwork else models[0].W
+    device, dtype = first.device, first.dtype
+    X, y = X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+    # All parameters of model k live in row k of one flat tensor; ``params`` are views into it.
+    flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in models])
+    params, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        params.append(flat[:, start:start + size].view(count, *shape))
+        start += size
+    eta = torch.tensor(lrs, dtype=dtype, device=device)
+    width = max(batches)
+    full = [b == n for b in batches]
+    # Slot weights: 1/B on a model's first B slots, 0 on the padding.
+    weights = torch.tensor([[1.0 / b if s < b else 0.0 for s in range(width)] for b in batches],
+                           dtype=dtype, device=device)
+    generators = [make_generator(int(s), device=device) for s in seeds]
+    all_samples = torch.arange(n, device=device)
+    chunk = 1024
+
+    def draw(length):
+        rows = []
+        for k in range(count):
+            if full[k]:
+                rows.append(all_samples.expand(length, n))
+            else:
+                picked = torch.randint(n, (length, batches[k]), generator=generators[k], device=device)
+                rows.append(torch.nn.functional.pad(picked, (0, width - batches[k])))
+        return torch.stack(rows, dim=1)                       # [length, K, width]
+
+    history = [{"step": [], "loss": []} for _ in models]
+    last_clipped = torch.full((count,), -1, dtype=torch.long, device=device)
+
+    def write_back():
+        with torch.no_grad():
+            for k, model in enumerate(models):
+                for p, stacked in zip(model.parameters(), params, strict=True):
+                    p.copy_(stacked[k])
+
+    def record(step):
+        losses = 0.5 * (cls._stacked_predict(params, X).reshape(count, n) - y).pow(2).mean(dim=1)
+        if not bool(torch.isfinite(losses).all()):
+            bad = [lrs[k] for k in range(count) if not math.isfinite(losses[k].item())]
+            raise FloatingPointError(f"training diverged by step {step} for lr {bad}")
+        if monitor is not None:
+            write_back()
+        for k, model in enumerate(models):
+            history[k]["step"].append(step)
+            history[k]["loss"].append(losses[k].item())
+            if monitor is not None:
+                for key, value in monitor(model).items():
+                    history[k].setdefault(key, []).append(float(value))
+
+    with _one_thread(device), torch.no_grad():
+        record(0)
+        for step in range(steps):
+            if step % chunk == 0:
+                indices = draw(min(chunk, steps - step))
+            grads = cls._stacked_gradient(params, X, y, indices[step % chunk], weights)
+            grad = torch.cat([g.reshape(count, -1) for g in grads], dim=1)
+            factor = eta
+            if clip is not None:
+                norm = torch.linalg.vector_norm(grad, dim=1)
+                factor = eta * torch.clamp(clip / norm, max=1.0)
+                last_clipped = torch.where(norm > clip, step, last_clipped)
+            flat.sub_(factor[:, None] * grad)
+            if (step + 1) % record_every == 0 or step + 1 == steps:
+                record(step + 1)
+    write_back()
+    for k, model in enumerate(models):
+        model.history_ = {key: np.asarray(values) for key, values in history[k].items()}
+        model.loss_history_ = model.history_["loss"]
+        model.final_loss_ = history[k]["loss"][-1]
+        model.last_clipped_step_ = int(last_clipped[k])
+        model.lr_, model.batch_size_ = lrs[k], batches[k]
+    return models
+
+
+# ----------------------------------------------------------------------------------------------
+# Sharpness: Gauss–Newton trace, λ_max, mean-square stability
+# ----------------------------------------------------------------------------------------------
+
+def training_loss(model, X: torch.Tensor, y: torch.Tensor) -> float:
+    """``(1/2n) Σ (f(x_i) − y_i)²`` (with the ½, as trained)."""
+    _check_model(model)
+    _check_data(model, X, y)
+    with torch.no_grad():
+        return 0.5 * (model(X) - y).pow(2).mean().item()
+
+
+def test_error(model, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean squared error ``(1/n) Σ (f(x_i) − y_i)²`` on held-out data (no ½)."""
+    _check_model(model)
+    _check_data(model, X, y)
+    with torch.no_grad():
+        return (model(X) - y).pow(2).mean().item()
+
+
+def per_sample_gradients(model, X: torch.Tensor) -> torch.Tensor:
+    """``J`` [n, p], row ``i`` the gradient ``∇_θ f(x_i)`` flattened as the module docstring says,
+    by autograd one sample at a time, independently of the models' closed forms."""
+    _check_model(model)
+    _check_data(model, X)
+    params = list(model.parameters())
+    rows = []
+    for x in X:
+        grads = torch.autograd.grad(model(x[None, :])[0], params)
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+def gauss_newton_trace(model, X: torch.Tensor, *, backend: str = "auto") -> float:
+    """``tr H = (1/n) Σ_i ‖∇_θ f(x_i)‖²`` from the closed-form per-sample gradient norms — the Hessian
+    trace of ``(1/2n) Σ (f − y)²`` at an interpolating minimum. For :class:`TwoLayerReLU` the norms come
+    from the Triton kernel on a GPU (``backend`` is passed to it)."""
+    _check_model(model)
+    _check_data(model, X)
+    if isinstance(model, TwoLayerReLU):
+        return model.sq_grad_norms(X, backend=backend).double().mean().item()
+    return model.sq_grad_norms(X).mean().item()
+
+
+def gauss_newton_matvec(model, X: torch.Tensor, u: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
+    """``H u = (1/n) Σ_i g_i (g_i · u)`` for a flat direction ``u`` [p] (no ``H`` or ``J`` formed)."""
+    _check_model(model)
+    _check_data(model, X)
+    p = parameter_count(model)
+    if not isinstance(u, torch.Tensor) or tuple(u.shape) != (p,):
+        raise ValueError(f"u must be a tensor of shape [{p}], got "
+                         f"{list(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
+    if isinstance(model, TwoLayerReLU):
+        return model.gn_matvec(X, u, backend=backend)
+    return model.gn_matvec(X, u)
+
+
+def _lanczos_max(matvec, p: int, iters: int, *, seed: int, dtype, device) -> float:
+    """Largest Ritz value of ``iters`` Lanczos steps with full reorthogonalisation (a lower bound on
+    λ_max that is exact once the Krylov space contains the top eigenvector, e.g. after rank + 1 steps)."""
+    gen = make_generator(seed, device=device)
+    q = torch.randn(p, generator=gen, dtype=dtype, device=device)
+    basis = [q / q.norm()]
+    alphas, betas = [], []
+    for j in range(iters):
+        w = matvec(basis[j])
+        alphas.append(torch.dot(w, basis[j]).item())
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)                                  # twice is enough (Kahan–Parlett)
+        beta = w.norm().item()
+        if j + 1 == iters or beta <= 1e-12 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if betas:
+        off = torch.tensor(betas, dtype=torch.float64)
+        T = T + torch.diag(off, 1) + torch.diag(off, -1)
+    return torch.linalg.eigvalsh(T)[-1].item()
+
+
+def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", iters: int = 100, seed: int = 0,
+                            backend: str = "auto") -> float:
+    """Largest eigenvalue of ``H = (1/n) Σ_i g_i g_iᵀ``.
+
+    Parameters
+    ----------
+    method : {"auto", "exact", "lanczos"}
+        ``exact``: ``eigvalsh`` of the n × n Gram matrix ``J Jᵀ / n`` (same nonzero spectrum as ``H``),
+        from the closed-form Jacobian; ``lanczos``: Lanczos on :func:`gauss_newton_matvec` (the
+        Triton kernel for the ReLU network on a GPU), ``min(iters, n + 1)`` steps; ``auto``: exact
+        when ``n · p ≤ 4·10⁶``, else Lanczos.
+    iters : int
+        Lanczos steps at most. With ``iters > rank(H)`` the answer is exact up to rounding.
+    """
+    _check_model(model)
+    _check_data(model, X)
+    if method not in ("auto", "exact", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
+    iters = _check_int("iters", iters, 1)
+    n, p = X.shape[0], parameter_count(model)
+    if method == "exact" or (method == "auto" and n * p <= 4_000_000):
+        J = model.jacobian(X)
+        return torch.linalg.eigvalsh(J @ J.T / n)[-1].item()
+    return _lanczos_max(lambda u: gauss_newton_matvec(model, X, u, backend=backend), p, min(iters, n + 1),
+                        seed=seed, dtype=X.dtype, device=X.device)
+
+
+def sampling_factor(batch_size: int, n: int) -> float:
+    """``p`` in ``E[H_B S H_B] = (1 − p) H S H + p (1/n) Σ_i H_i S H_i``: ``1/B`` for ``B < n`` indices drawn
+    with replacement, 0 for full-batch GD (``B = n``)."""
+    n = _check_int("n", n, 1)
+    batch_size = _check_int("batch_size", batch_size, 1, n)
+    return 0.0 if batch_size == n else 1.0 / batch_size
+
+
+def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
+                       rank_tol: float = 1e-7) -> float:
+    """Spectral radius of the mean-square stability operator on ``range(H)``.
+
+    Linearised SGD ``e ← (I − η H_B) e`` with ``H_B = (1/B) Σ_s g_{i_s} g_{i_s}ᵀ`` moves the second moment
+    ``S = E[e eᵀ]`` by ``T(S) = E[(I − η H_B) S (I − η H_B)]
+    = S − η (H S + S H) + η² [(1 − p) H S H + (p/n) Σ_i (g_iᵀ S g_i) g_i g_iᵀ]``
+    (``p`` from :func:`sampling_factor`). The minimum is linearly stable in mean square iff the
+    spectral radius of ``T`` is at most 1. On matrices supported on ``null(H)`` ``T`` is the identity,
+    so the radius is computed on ``range(H)`` (directions whose singular value in ``J`` exceeds
+    ``rank_tol`` times the largest), with ARPACK's Lanczos on the ``r² ``-dimensional operator. ``T``
+    maps positive semi-definite matrices to positive semi-definite ones, so its radius is its largest
+    eigenvalue.
+
+    Forms the per-sample gradients ``J`` [n, p] (closed form) and works on ``r × r`` matrices: for
+    small models.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    _check_model(model)
+    _check_data(model, X)
+    lr = _check_positive("lr", lr)
+    G, lam = _range_coordinates(model, X, rank_tol)
+    n, r = G.shape
+    p = sampling_factor(batch_size, n)
+
+    def apply(vec):
+        S = vec.reshape(r, r)
+        S = 0.5 * (S + S.T)                                    # the symmetric matrices, where E[e eᵀ] lives
+        c = ((G @ S) * G).sum(axis=1)                         # g_iᵀ S g_i  [n]
+        out = S - lr * (lam[:, None] * S + S * lam[None, :])
+        out += lr**2 * ((1 - p) * lam[:, None] * S * lam[None, :] + (p / n) * (G.T * c) @ G)
+        return out.reshape(-1)
+
+    op = LinearOperator((r * r, r * r), matvec=apply, dtype=np.float64)
+    value = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
+                  return_eigenvectors=False)[0]
+    return float(value)
+
+
+def _range_coordinates(model, X, rank_tol):
+    """Per-sample gradients in the eigenbasis of ``H`` restricted to its range: ``G`` [n, r] (numpy,
+    float64) with ``(1/n) Gᵀ G = diag(lam)``, and ``lam`` [r] the nonzero eigenvalues of ``H``."""
+    J = model.jacobian(X).detach().cpu().double().numpy()
+    U, sv, _ = np.linalg.svd(J, full_matrices=False)       # numpy: far faster than torch's at this size
+    keep = sv > rank_tol * sv[0]
+    return U[:, keep] * sv[keep], sv[keep] ** 2 / X.shape[0]
+
+
+def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, steps: int = 2000,
+                      chains: int = 64, burn_in: int = 500, seed: int = 0, rank_tol: float = 1e-7):
+    """Top Lyapunov exponent of linearised SGD at ``model``'s parameters, by simulation.
+
+    Runs ``e ← (I − η H_B) e`` (``H_B`` as in :func:`mean_square_radius`, indices with replacement) on
+    ``range(H)`` for ``chains`` independent chains and returns the growth rate
+    ``(1/steps) log(‖e_{burn_in + steps}‖ / ‖e_{burn_in}‖)`` per step (the chains are renormalised every
+    10 steps). Negative: linearised SGD converges almost surely. By Jensen ``2 λ ≤ log ρ(T)``, so
+    mean-square stability (:func:`mean_square_radius` ≤ 1) implies it, but not conversely.
+
+    Returns
+    -------
+    (mean, standard_error) : floats, per step; the error is the spread between chains / √chains.
+    """
+    _check_model(model)
+    _check_data(model, X)
+    lr = _check_positive("lr", lr)
+    block = 10
+    steps = block * math.ceil(_check_int("steps", steps, 1) / block)
+    burn_in = block * math.ceil(_check_int("burn_in", burn_in, 0) / block)
+    chains = _check_int("chains", chains, 2)
+    G, lam = _range_coordinates(model, X, rank_tol)
+    n, r = G.shape
+    batch_size = _check_int("batch_size", batch_size, 1, n)
+    G, lam = torch.from_numpy(G), torch.from_numpy(lam)
+    gen = make_generator(seed)
+    e = torch.randn(chains, r, generator=gen, dtype=torch.float64)
+    e = e / e.norm(dim=1, keepdim=True)
+    growth = torch.zeros(chains, dtype=torch.float64)
+    full = batch_size == n
+    if not full:
+        indices = torch.randint(n, (burn_in + steps, chains, batch_size), generator=gen)
+    with _one_thread(torch.device("cpu")):
+        for step in range(burn_in + steps):
+            if full:
+                e = e - lr * lam * e                            # GD: H is diagonal in this basis
+            elif batch_size == 1:
+                g = G[indices[step, :, 0]]                      # [chains, r]
+                e = e - lr * g * (g * e).sum(dim=1, keepdim=True)
+            else:
+                g = G[indices[step]]                            # [chains, B, r]
+                e = e - lr / batch_size * torch.einsum("cbr,cb->cr", g, torch.einsum("cbr,cr->cb", g, e))
+            if (step + 1) % block == 0:
+                norm = e.norm(dim=1)
+                if step >= burn_in:
+                    growth += torch.log(norm)
+                e = e / norm[:, None]
+    per_chain = growth / steps
+    return per_chain.mean().item(), (per_chain.std() / math.sqrt(chains)).item()
+
+
+# ----------------------------------------------------------------------------------------------
+# The norms the sharpness bounds
+# ----------------------------------------------------------------------------------------------
+
+def l1_norm(model: DiagonalLinearNetwork) -> float:
+    """``‖β‖₁ = Σ_j |a_j b_j|`` of a diagonal linear network."""
+    if not isinstance(model, DiagonalLinearNetwork):
+        raise TypeError(f"model must be a DiagonalLinearNetwork, got {type(model).__name__}")
+    return model.beta().abs().sum().item()
+
+
+def path_norm(model: TwoLayerReLU) -> float:
+    """``Σ_k |v_k| ‖w_k‖``: the path norm of a two-layer ReLU network."""
+    if not isinstance(model, TwoLayerReLU):
+        raise TypeError(f"model must be a TwoLayerReLU, got {type(model).__name__}")
+    return (model.v.detach().abs() * model.W.detach().norm(dim=1)).sum().item()
