@@ -30,6 +30,12 @@ from .dispatch import use_triton
 BLOCK_M, BLOCK_N = 16, 32
 
 
+def _block_n(block_k: int) -> int:
+    """Features per program: 32, fewer for many classes, so that the [BLOCK_M, BLOCK_K, BLOCK_N]
+    temporaries of a tile keep at most 16 · 16 · 32 entries whatever the number of classes."""
+    return max(4, min(BLOCK_N, (16 * BLOCK_N) // block_k))
+
+
 @triton.jit
 def _prefix_class_stats_kernel(X, Y, ORDER, ENDS, COUNTS, MEANS, VARS,
                                N, L, G, K,
@@ -138,6 +144,8 @@ def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, en
     variances : Tensor [S, G, K, n]
         Class variances with ddof 0 (0 for a class with fewer than two samples).
         float32 from the kernel, the dtype of ``X`` from the reference.
+
+    Any number of classes: the kernel narrows its block of features as ``n_classes`` grows (``_block_n``).
     """
     _validate(X, y, order, ends, n_classes)
     if not use_triton(X, backend):
@@ -147,20 +155,27 @@ def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, en
     counts = torch.empty(S, G, n_classes, device=X.device, dtype=torch.float32)
     means = torch.empty(S, G, n_classes, n, device=X.device, dtype=torch.float32)
     variances = torch.empty_like(means)
-    grid = (S, triton.cdiv(n, BLOCK_N))
+    block_k = triton.next_power_of_2(n_classes)
+    block_n = _block_n(block_k)
+    grid = (S, triton.cdiv(n, block_n))
     _prefix_class_stats_kernel[grid](
         X.contiguous(), y.to(torch.int64).contiguous(), order.to(torch.int64).contiguous(),
         ends.to(torch.int64).contiguous(), counts, means, variances, n, L, G, n_classes,
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=triton.next_power_of_2(n_classes))
+        BLOCK_M=BLOCK_M, BLOCK_N=block_n, BLOCK_K=block_k)
     return counts.round().to(torch.int64), means, variances
 
 
 def prefix_class_stats_reference(X, y, order, ends, n_classes):
-    """Plain torch: running per-class raw moments ``Σ 1``, ``Σ x`` and ``Σ x²`` (float64), updated segment by
-    segment along the orders, then ``mean = Σx / count`` and ``variance = Σx² / count − mean²`` at every
-    prefix length. Memory ``O(S · segment · n)``; the CPU path of :func:`prefix_class_stats`."""
+    """Plain torch: running per-class raw moments ``Σ 1``, ``Σ x'`` and ``Σ x'²`` (float64) of the shifted
+    data ``x' = x − x_first``, where ``x_first`` is the first sample of each order (a per-order,
+    per-feature constant), updated segment by segment along the orders; then ``mean = x_first + Σx'/count``
+    and ``variance = Σx'²/count − (Σx'/count)²`` at every prefix length. The shift keeps the subtraction
+    at the scale of the data's spread rather than of its offset (raw moments of data far from zero
+    cancel catastrophically); what rounding is left is clipped at 0. Memory ``O(S · segment · n)``;
+    the CPU path of :func:`prefix_class_stats`."""
     S, n, K = order.shape[0], X.shape[1], n_classes
     onehot = torch.nn.functional.one_hot(y.long(), K).to(torch.float64)          # [M, K]
+    shift = X[order[:, 0].long()].to(torch.float64)                               # [S, n]
     count = torch.zeros(S, K, dtype=torch.float64, device=X.device)
     total = torch.zeros(S, K, n, dtype=torch.float64, device=X.device)
     total_sq = torch.zeros(S, K, n, dtype=torch.float64, device=X.device)
@@ -168,15 +183,17 @@ def prefix_class_stats_reference(X, y, order, ends, n_classes):
     start = 0
     for end in ends.tolist():
         rows = order[:, start:end].long()                                         # [S, segment]
-        members, xs = onehot[rows], X[rows].to(torch.float64)                     # [S, seg, K], [S, seg, n]
+        members = onehot[rows]                                                    # [S, seg, K]
+        xs = X[rows].to(torch.float64) - shift[:, None, :]                        # [S, seg, n]
         count = count + members.sum(dim=1)
         total = total + members.transpose(1, 2) @ xs
         total_sq = total_sq + members.transpose(1, 2) @ (xs * xs)
+        seen = count[..., None] > 0
         safe = count.clamp_min(1.0)[..., None]
-        mean = total / safe
+        centre = total / safe                                                     # mean of x' per class
         counts.append(count)
-        means.append(mean)
-        variances.append((total_sq / safe - mean * mean).clamp_min(0.0))
+        means.append(torch.where(seen, shift[:, None, :] + centre, torch.zeros_like(centre)))
+        variances.append((total_sq / safe - centre * centre).clamp_min(0.0))
         start = end
     return (torch.stack(counts, 1).round().to(torch.int64), torch.stack(means, 1).to(X.dtype),
             torch.stack(variances, 1).to(X.dtype))

@@ -110,7 +110,9 @@ def test_zero_weights_drop_samples_and_warm_start_reaches_the_same_optimum():
     X, y = three_classes(m=80, seed=5)
     weight = torch.ones(80, dtype=torch.float64)
     weight[50:] = 0.0
+    X_before = X.clone()
     W_w, b_w, _ = gen.fit_logistic_many(X[None], y[None], 3, sample_weight=weight[None], tol=1e-10)
+    assert torch.equal(X, X_before)                 # the solver centres a copy, not the caller's data
     W_d, b_d, _ = gen.fit_logistic_many(X[None, :50], y[None, :50], 3, tol=1e-10)
     torch.testing.assert_close(W_w, W_d, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(b_w, b_d, rtol=1e-6, atol=1e-7)
@@ -248,17 +250,67 @@ def test_logistic_risk_quadrature_matches_monte_carlo_and_bayes_is_smallest():
     assert mix.logistic_risk(*mix.bayes_classifier()) < mix.logistic_risk(*mix.nb_limit())
 
 
+def fixed_signal(n, distance=3.0):
+    """The chapter's fixed-total-signal design: independent features, Δ = distance for every n."""
+    return gen.mixture(n, mean_scale=distance / math.sqrt(2 + 2 * n))
+
+
+MISSPECIFIED = dict(n=100, correlation=0.05, mean_scale=0.15)      # the chapter's correlated design
+
+
+@pytest.mark.parametrize("design, n, m, repeats, bound", [
+    ("fixed", 32, 40, 100_000, 0.01), ("fixed", 32, 89, 100_000, 0.01), ("fixed", 32, 300, 100_000, 0.01),
+    ("fixed", 128, 290, 40_000, 0.01),
+    ("misspecified", 100, 32, 20_000, 0.05), ("misspecified", 100, 128, 20_000, 0.05),
+    ("misspecified", 100, 512, 20_000, 0.05), ("misspecified", 100, 2048, 20_000, 0.05),
+])
+def test_nb_error_prediction_against_a_large_monte_carlo(design, n, m, repeats, bound):
+    """The model-error bound the chapter uses: eq. nb-curve2's excess error (over NB's limit) is within
+    1% of a Monte Carlo of NB's sufficient statistics for independent features, within 5% for the
+    correlated design (measured: ≤ 0.3% and ≤ 4.4%); the first-order formula is not."""
+    if design == "fixed":
+        mix = fixed_signal(n)
+    else:
+        mix = gen.mixture(n, correlation=MISSPECIFIED["correlation"], mean_scale=MISSPECIFIED["mean_scale"])
+    limit = mix.asymptotic_errors()["nb"]
+    simulated, se = gen.nb_error_simulation(mix, m, repeats=repeats, seed=m)
+    excess = simulated - limit
+    second = gen.nb_error_prediction(mix, m).item()
+    first = gen.nb_error_prediction(mix, m, order=1).item()
+    assert abs(second - simulated) <= bound * excess + 3 * se
+    assert abs(first - simulated) > bound * excess + 3 * se
+
+
+def test_nb_error_simulation_matches_the_learning_curve_machinery():
+    """The sufficient-statistics Monte Carlo draws what nb_prefix_fits fits on real samples."""
+    correlated = gen.mixture(100, correlation=0.05, mean_scale=0.15)
+    for mix, m, streams in ((fixed_signal(32), 89, 3000), (correlated, 128, 600)):
+        X, y = mix.sample(streams * m, seed=3)
+        orders = gen.random_orders(y, streams, length=m, disjoint=True, seed=4)
+        errors = mix.error(*gen.nb_prefix_fits(X, y, orders, [m]))[:, 0]
+        simulated, se = gen.nb_error_simulation(mix, m, repeats=30_000, seed=1)
+        se_pipeline = errors.std().item() / math.sqrt(streams)
+        assert abs(errors.mean().item() - simulated) < 3.5 * math.hypot(se, se_pipeline)
+    with pytest.raises(ValueError, match="two classes"):
+        gen.nb_error_simulation(gen.mixture(4, n_classes=3), 10, repeats=5)
+    with pytest.raises(ValueError, match="m must be an integer ≥ 3"):
+        gen.nb_error_simulation(fixed_signal(4), 2, repeats=5)
+
+
 def test_nb_error_prediction_follows_the_learning_curve():
-    n, distance = 96, 3.0
-    mix = gen.mixture(n, mean_scale=distance / math.sqrt(2 + 2 * n))
+    n = 96
+    mix = fixed_signal(n)
     grid = torch.tensor([150, 300, 600])
-    X, y = mix.sample(30 * 600, seed=6)
-    orders = gen.random_orders(y, 30, length=600, disjoint=True, seed=7)
-    measured = mix.error(*gen.nb_prefix_fits(X, y, orders, grid)).mean(0)
+    streams = 30
+    X, y = mix.sample(streams * 600, seed=6)
+    orders = gen.random_orders(y, streams, length=600, disjoint=True, seed=7)
+    errors = mix.error(*gen.nb_prefix_fits(X, y, orders, grid))
+    measured, se = errors.mean(0), errors.std(0) / math.sqrt(streams)
     predicted = gen.nb_error_prediction(mix, grid)
-    excess = measured - mix.bayes_error()
-    assert ((measured - predicted).abs() < 0.1 * excess + 0.002).all()
-    # the second-order terms are positive and of order 1/m; both orders tend to NB's limit
+    excess = predicted - mix.bayes_error()
+    # sampling error (3 s.e.) plus the model-error bound of the Monte Carlo test above (1%)
+    assert ((measured - predicted).abs() <= 3 * se + 0.01 * excess).all()
+    # the second-order terms raise the error by O(1/m); both orders tend to NB's limit
     first = gen.nb_error_prediction(mix, grid, order=1)
     assert ((predicted > first) & (predicted - first < 2 / grid)).all()
     for order in (1, 2):
@@ -266,6 +318,21 @@ def test_nb_error_prediction_follows_the_learning_curve():
         assert limit == pytest.approx(mix.asymptotic_errors()["nb"], abs=1e-9)
     with pytest.raises(ValueError, match="order must be 1 or 2"):
         gen.nb_error_prediction(mix, grid, order=3)
+    with pytest.raises(ValueError, match="m must be at least 3"):
+        gen.nb_error_prediction(mix, 2)
+
+
+def test_nb_curve_constants_match_dense_formulas():
+    mix = gen.mixture(7, correlation=0.3, mean_scale=0.4)
+    c = gen._nb_curve_constants(mix)
+    R = mix.covariance() / torch.outer(mix.std, mix.std)
+    t = (mix.means[1] - mix.means[0]) / mix.std
+    t2, tRt = t * t, t * (R @ t)
+    expected = dict(A=t @ t, B=t @ R @ t, C1=t @ R @ R @ t, C2=t @ R @ R @ R @ t, B2=t @ R.pow(3) @ t,
+                    T=R.pow(2).sum(), T2=R.pow(4).sum(), T4=torch.trace(torch.linalg.matrix_power(R, 4)),
+                    Snn=t2 @ R.pow(2) @ t2, Snq=t2 @ R.pow(2) @ tRt, Sqq=tRt @ R.pow(2) @ tRt)
+    for key, value in expected.items():
+        assert float(c[key]) == pytest.approx(float(value), rel=1e-12), key
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -399,15 +466,20 @@ def test_kernel_tests_run_in_the_interpreter():
     assert interpreter_on()
 
 
-@pytest.mark.parametrize("M, n, K, S, ends", [
-    (53, 37, 3, 2, [1, 2, 7, 16, 17, 33, 45]),       # prefixes inside and across tiles of 16
-    (40, 1, 2, 1, [40]),                             # one feature, one prefix, the whole pool
-    (70, 65, 5, 3, [5, 31, 32, 33, 64]),             # features spanning three blocks of 32
-    (33, 8, 10, 2, [3, 20, 33]),                     # classes missing from early prefixes
-    (25, 5, 1, 1, [1, 25]),                          # one class
+@pytest.mark.parametrize("M, n, K, S, L, ends, dtype", [
+    (53, 37, 3, 2, 45, [1, 2, 7, 16, 17, 33, 45], torch.float32),   # prefixes inside and across tiles of 16
+    (40, 1, 2, 1, 40, [40], torch.float32),                          # one feature, one prefix, the whole pool
+    (70, 65, 5, 3, 64, [5, 31, 32, 33, 64], torch.float32),          # features spanning three blocks of 32
+    (33, 8, 10, 2, 33, [3, 20, 33], torch.float32),                  # classes missing from early prefixes
+    (25, 5, 1, 1, 25, [1, 25], torch.float32),                       # one class
+    (61, 37, 3, 2, 50, [4, 17, 33], torch.float64),                  # float64 X (the GPU path's input)
+    (90, 9, 10, 2, 89, [10, 30, 60], torch.float32),                 # orders longer than the last prefix
+    (120, 19, 20, 2, 100, [20, 47, 100], torch.float32),             # 20 classes: BLOCK_K 32, BLOCK_N 16
+    (150, 11, 40, 1, 150, [40, 150], torch.float32),                 # 40 classes: BLOCK_K 64, BLOCK_N 8
 ])
-def test_prefix_class_stats_matches_reference(M, n, K, S, ends):
-    X, y, order = stats_inputs(M, n, K, S, max(ends), seed=M)
+def test_prefix_class_stats_matches_reference(M, n, K, S, L, ends, dtype):
+    X, y, order = stats_inputs(M, n, K, S, L, seed=M)
+    X = X.to(dtype)
     ends = torch.tensor(ends)
     counts, means, variances = prefix_class_stats(X, y, order, ends, K, backend="triton")
     c_ref, m_ref, v_ref = prefix_class_stats_reference(X.double(), y, order, ends, K)
@@ -415,6 +487,42 @@ def test_prefix_class_stats_matches_reference(M, n, K, S, ends):
     assert means.shape == variances.shape == (S, len(ends), K, n)
     torch.testing.assert_close(means.double(), m_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(variances.double(), v_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_block_sizes_keep_the_tile_small_for_many_classes():
+    from kernels.prefix_class_stats import _block_n
+    assert [_block_n(k) for k in (1, 2, 16, 32, 64, 256)] == [32, 32, 32, 16, 8, 4]
+
+
+def two_pass_stats(X, y, order, ends, K):
+    """Per-class mean and variance of every prefix by the two-pass formula, one prefix at a time."""
+    S, G, n = order.shape[0], len(ends), X.shape[1]
+    means = torch.zeros(S, G, K, n, dtype=torch.float64)
+    variances = torch.zeros(S, G, K, n, dtype=torch.float64)
+    for s in range(S):
+        for g, end in enumerate(ends):
+            rows = order[s, :end]
+            for k in range(K):
+                members = X[rows][y[rows] == k]
+                if len(members):
+                    means[s, g, k] = members.mean(0)
+                    variances[s, g, k] = (members - members.mean(0)).pow(2).mean(0)
+    return means, variances
+
+
+def test_reference_is_accurate_far_from_zero():
+    # float64 data with mean 1e8 and spread 2: Σx²/count − mean² would lose everything (x² ≈ 1e16,
+    # whose rounding unit is 2); the reference shifts by each order's first sample first
+    X, y, order = stats_inputs(41, 5, 3, 2, 41, seed=4, offset=0.0)
+    X = X.double() + 1e8
+    ends = [3, 17, 41]
+    _, means, variances = prefix_class_stats_reference(X, y, order, torch.tensor(ends), 3)
+    exact_means, exact_variances = two_pass_stats(X, y, order, ends, 3)
+    torch.testing.assert_close(means, exact_means, rtol=1e-15, atol=1e-7)
+    torch.testing.assert_close(variances, exact_variances, rtol=1e-6, atol=1e-6)
+    nb = gen.GaussianNaiveBayes(var_smoothing=0.0).fit(X, y)       # the CPU fit goes through the reference
+    torch.testing.assert_close(nb.var_, sum((y == k).double().mean() * X[y == k].var(0, unbiased=False)
+                                            for k in range(3)), rtol=1e-6, atol=0)
 
 
 def test_prefix_class_stats_is_accurate_far_from_zero():
@@ -469,3 +577,34 @@ def test_bench_prefix_class_stats_on_cpu(cpu_timing):
     result = bench.bench_prefix_class_stats(3, 50, 9, classes=4, sizes=5, device="cpu")
     assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
     assert result["max_rel_diff"] < 1e-4 and result["bytes"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Explore panel's table
+# ---------------------------------------------------------------------------------------------------
+
+def test_stored_explore_table_is_what_explore_table_computes():
+    stored = gen.stored_explore_table()
+    grid = gen.EXPLORE_GRID
+    assert set(stored) == {(n, K, rho) for n in grid["ns"] for K in grid["n_classes"]
+                           for rho in grid["correlations"]}
+    fresh = gen.explore_table(ns=(16,), n_classes=(3,))         # one (n, K): all four correlations
+    for key, row in fresh.items():
+        assert stored[key]["m"] == row["m"]
+        # stored rounded to 6 decimals; a test error is a multiple of 1/(2 · 2000), so any flipped test
+        # point (from solver round-off) would show as 2.5e-4
+        np.testing.assert_allclose(stored[key]["nb"], row["nb"], atol=2e-6)
+        np.testing.assert_allclose(stored[key]["lr"], row["lr"], atol=2e-6)
+        assert stored[key]["nb_limit"] == pytest.approx(row["nb_limit"], abs=2e-6)
+
+
+def test_explore_table_pads_exactly():
+    """Zero-weight rows do not change a batched fit: LR from the padded batch equals lr_prefix_fits."""
+    table = gen.explore_table(ns=(8,), n_classes=(2,), correlations=(0.2,), sizes=(6, 12, 24), streams=2,
+                              n_test=500, seed=3)
+    mix = gen.mixture(8, correlation=0.2)
+    X, y = mix.sample(2 * 24 + 500, seed=3)
+    orders = gen.random_orders(y[:-500], 2, length=24, disjoint=True, seed=4)
+    W, b = gen.lr_prefix_fits(X[:-500], y[:-500], orders, [6, 12, 24])
+    expected = gen.test_errors(W, b, X[-500:], y[-500:]).mean(0)
+    np.testing.assert_allclose(table[8, 2, 0.2]["lr"], expected.numpy(), atol=1e-12)
