@@ -7,7 +7,8 @@ what it opens), drives Debian's headless Chromium through Playwright, and for ea
 1. opens ``NN-*.md`` by its URL: the Jupytext Notebook viewer must be the default for ``.md``;
 2. runs all cells and waits until every code cell has run, then asserts no cell shows an error;
 3. moves the first slider of the chapter's Explore panel one step with the keyboard, as a learner
-   would, and asserts that the panel's figure was redrawn (a different image) without an error;
+   would, and asserts that the panel's figure was redrawn (a different image) without an error,
+   recording how long the redraw took as seen in the page;
 4. saves a screenshot as ``_build/browser/NN-*.png`` and the measurements as ``NN-*.json``.
 
 Chromium is a system package (``make test`` installs it with apt-get when missing); without it the
@@ -133,7 +134,7 @@ FIRST_PANEL = """() => {
   const slider = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider');
   if (!slider) return null;
   const panel = slider.closest('.widget-vbox');
-  const image = panel && panel.querySelector('.widget-output img');
+  const image = panel && panel.querySelector('img.widget-image');
   const errors = panel ? panel.querySelectorAll(
       '.widget-output [data-mime-type="application/vnd.jupyter.stderr"]').length : 0;
   const label = slider.querySelector('.widget-label');
@@ -143,14 +144,14 @@ FIRST_PANEL = """() => {
 }"""
 
 
-def wait_for(page, script, predicate, timeout_s, what):
+def wait_for(page, script, predicate, timeout_s, what, poll_s=0.25):
     deadline = time.monotonic() + timeout_s
     state = None
     while time.monotonic() < deadline:
         state = page.evaluate(script)
         if predicate(state):
             return state
-        time.sleep(0.25)
+        time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last state: {state}")
 
 
@@ -187,7 +188,7 @@ def test_chapter_runs_and_its_panel_responds(lab, browser, chapter):
         handle.focus()
         page.keyboard.press("ArrowRight")
         after = wait_for(page, FIRST_PANEL, lambda s: s["image"] != before["image"] or s["errors"],
-                         REDRAW_TIMEOUT_S, f"the Explore panel of {chapter} to redraw")
+                         REDRAW_TIMEOUT_S, f"the Explore panel of {chapter} to redraw", poll_s=0.02)
         result.update(control=before["label"].strip(), value_before=before["value"],
                       value_after=after["value"], output_changed=after["image"] != before["image"],
                       redraw_s=round(time.monotonic() - start, 2), panel_errors=after["errors"])

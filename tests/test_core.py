@@ -85,9 +85,31 @@ def test_explore_panel_redraws_and_fallback_draws_each_setting():
                          fallback=[{"a": 2}, {"a": 3, "b": 1.0}])
     assert isinstance(panel, widgets.VBox)
     assert len(fig.axes) == 2 and fig.axes[1].get_title() == "a=3, b=1"
+    image = panel.children[1]
+    first = bytes(image.value)
+    assert first.startswith(b"\x89PNG")
     slider.value = 4
     assert calls[-1] == (4, 0.5)
+    assert bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
     assert (2, 0.5) in calls and (3, 1.0) in calls
+
+
+def test_explore_shows_a_failing_draw_in_the_panel():
+    def draw(ax, a):
+        if a > 1:
+            raise RuntimeError("bad setting")
+        ax.plot([0, 1], [0, a])
+
+    slider = widgets.IntSlider(1, min=0, max=5)
+    panel, _ = explore(draw, {"a": slider}, fallback=[{"a": 0}])
+    errors = panel.children[2]
+    assert errors.outputs == ()
+    before = bytes(panel.children[1].value)
+    slider.value = 2
+    assert "RuntimeError: bad setting" in "".join(o.get("text", "") for o in errors.outputs)
+    assert bytes(panel.children[1].value) == before   # the last good figure stays
+    slider.value = 0
+    assert errors.outputs == () and bytes(panel.children[1].value) != before
 
 
 def test_explore_validates():

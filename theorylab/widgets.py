@@ -11,12 +11,16 @@ at a few fixed settings. A chapter writes::
 
 from __future__ import annotations
 
+import io
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
-from IPython.display import display
 
 from .plotting import figure
+
+#: Resolution of the live panel's image: a redraw is one PNG of about 640×400 pixels.
+LIVE_DPI = 100
 
 
 def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
@@ -37,7 +41,8 @@ def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
     Returns
     -------
     panel : ipywidgets.VBox
-        The controls above an output area redrawn on every change.
+        The controls above an image redrawn on every change (one PNG sent per redraw, so a slider
+        move costs one drawing), and an output area that shows the traceback if ``draw`` fails.
     fallback_figure : matplotlib.figure.Figure
         ``draw`` at each fallback setting.
     """
@@ -57,21 +62,27 @@ def explore(draw: Callable, controls: Mapping[str, widgets.ValueWidget],
     title = title or (lambda s: ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in s.items()))
 
-    output = widgets.Output()
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", align_self="flex-start"))
+    errors = widgets.Output()
 
     def redraw(_change=None):
         params = {name: control.value for name, control in controls.items()}
-        with output:
-            output.clear_output(wait=True)
+        errors.outputs = ()
+        try:
             fig, ax = figure()
             draw(ax, **params)
             ax.set_title(title(params))
-            display(fig)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=LIVE_DPI)
+        except Exception:  # shown under the image: an exception in a callback would vanish into the log
+            errors.append_stderr(traceback.format_exc())
+            return
+        image.value = buffer.getvalue()
 
     for control in controls.values():
         control.observe(redraw, names="value")
     redraw()
-    panel = widgets.VBox([widgets.HBox(list(controls.values())), output])
+    panel = widgets.VBox([widgets.HBox(list(controls.values())), image, errors])
 
     defaults = {name: control.value for name, control in controls.items()}
     fig, axes = figure(1, len(fallback))
