@@ -230,8 +230,8 @@ def main() -> int:
             print(f"{result['shape']:<28} {impl:<14} {ms:8.3f} {tflops:8.2f} {frac:>8}")
         print(f"{'':<28} sums: max relative difference vs float64 reference {result['max_rel_diff']:.1e}; "
               f"counts differ by up to {result['count_mismatch']} (points within rounding of a boundary)")
-    print(f"\nrelu_gauss_newton: squared gradient norms and Gauss–Newton matvec, TFLOP/s vs TF32 peak "
-          f"{peak_flops or 'unknown'}")
+    print(f"\nrelu_gauss_newton: squared gradient norms and Gauss–Newton matvec (IEEE float32 products), "
+          f"TFLOP/s vs FP32 peak {peak32 or 'unknown'}")
     print(f"{'shape':<28} {'impl':<14} {'norms ms':>9} {'TFLOP/s':>8} {'matvec ms':>10} {'TFLOP/s':>8}")
     for n, d, width in [(10_000, 32, 1024), (100_000, 64, 1024), (65_536, 256, 4096)]:
         result = bench_relu_gauss_newton(n, d, width)
@@ -239,7 +239,7 @@ def main() -> int:
             flops_norms, flops_matvec = result["flops"]
             print(f"{result['shape']:<28} {impl:<14} {t_norms:9.3f} {flops_norms / t_norms / 1e9:8.2f} "
                   f"{t_matvec:10.3f} {flops_matvec / t_matvec / 1e9:8.2f}")
-        print(f"{'':<28} max relative difference triton vs float64 reference (TF32): "
+        print(f"{'':<28} max relative difference triton vs float64 reference: "
               f"{result['max_rel_diff']:.1e}")
     print(f"\nprefix_class_stats: per-class statistics of every prefix (a learning curve) in one pass, "
           f"GB/s vs peak {peak or 'unknown'}")

@@ -28,7 +28,10 @@ same rows of ``X``). Nothing of size ``n × m`` or ``n × #parameters`` is store
 matrix–vector product ``H u = Jᵀ (J u) / n`` is a mode-1 launch followed by a mode-2 launch.
 
 ReLU'(0) is taken as 0 (``1[z > 0]``), as torch's autograd does. Atomic additions make the float32
-sums' order, and so their last bits, vary between GPU runs.
+sums' order, and so their last bits, vary between GPU runs. The matmuls ask for exact float32 products
+(``input_precision="ieee"``): TF32's 10-bit mantissa (relative error about 1e-3) would blur
+``η λ_max / 2`` against 1 at GD's minima, which sit a few percent below it. Offsets into ``X``,
+``W`` and the outputs are computed in int64, so ``n · d`` and ``m · d`` may exceed 2³¹.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ def _relu_gauss_newton_kernel(X, W, V, DW, DV, S, OUT, OUT_W, N, M, D,
     # X [N, D], W [M, D], DW [M, D] row-major; V, DV, OUT_v [M]; S, OUT_n [N]; OUT_W [M, D].
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)     # int64: n · d may exceed 2³¹
+    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_n = offs_n < N
     mask_m = offs_m < M
     z = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)           # X Wᵀ
@@ -64,13 +67,13 @@ def _relu_gauss_newton_kernel(X, W, V, DW, DV, S, OUT, OUT_W, N, M, D,
                     mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
         w_t = tl.load(W + offs_m[None, :] * D + offs_d[:, None],
                       mask=mask_m[None, :] & mask_d[:, None], other=0.0).to(tl.float32)
-        z += tl.dot(x, w_t)
+        z += tl.dot(x, w_t, input_precision="ieee")
         if MODE == 0:
             x_sq += tl.sum(x * x, axis=1)
         if MODE == 1:
             dw_t = tl.load(DW + offs_m[None, :] * D + offs_d[:, None],
                            mask=mask_m[None, :] & mask_d[:, None], other=0.0).to(tl.float32)
-            xdw += tl.dot(x, dw_t)
+            xdw += tl.dot(x, dw_t, input_precision="ieee")
     # Padded rows and columns have z = 0, hence relu = 0 and an inactive gate: they add nothing.
     v = tl.load(V + offs_m, mask=mask_m, other=0.0).to(tl.float32)
     active = z > 0.0
@@ -91,13 +94,16 @@ def _relu_gauss_newton_kernel(X, W, V, DW, DV, S, OUT, OUT_W, N, M, D,
             mask_d = offs_d < D
             x = tl.load(X + offs_n[:, None] * D + offs_d[None, :],
                         mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-            tl.atomic_add(OUT_W + offs_m[:, None] * D + offs_d[None, :], tl.dot(tl.trans(gate), x),
+            tl.atomic_add(OUT_W + offs_m[:, None] * D + offs_d[None, :],
+                          tl.dot(tl.trans(gate), x, input_precision="ieee"),
                           mask=mask_m[:, None] & mask_d[None, :])
 
 
 def _launch(mode, X, W, v, dW=None, dv=None, s=None):
     n, d = X.shape
     m = W.shape[0]
+    # No copy for float32 contiguous inputs: a caller that launches many times on the same X (Lanczos)
+    # converts it once (see relu_gn_matvec).
     f32 = [t.float().contiguous() if t is not None else None for t in (X, W, v, dW, dv, s)]
     X32, W32, v32, dW32, dv32, s32 = f32
     if mode == MODE_VJP:
@@ -151,7 +157,7 @@ def relu_gn_sq_norms(X: torch.Tensor, W: torch.Tensor, v: torch.Tensor, *,
         Output weights.
     backend : {"auto", "triton", "torch"}
         ``auto``: the Triton kernel for CUDA tensors or under ``TRITON_INTERPRET=1``, the torch
-        reference otherwise. The kernel computes in float32 (TF32 matmuls on recent GPUs).
+        reference otherwise. The kernel computes in float32 (IEEE products, no TF32).
 
     Returns
     -------
@@ -178,7 +184,9 @@ def relu_gn_matvec(X: torch.Tensor, W: torch.Tensor, v: torch.Tensor, dW: torch.
     dv : Tensor [m]
         The direction's output-weight block.
     backend : {"auto", "triton", "torch"}
-        As in :func:`relu_gn_sq_norms`; the kernel path is two launches (JVP, then VJP).
+        As in :func:`relu_gn_sq_norms`; the kernel path is two launches (JVP, then VJP), in float32:
+        pass ``X`` as a float32 contiguous tensor when calling many times with the same data, so that
+        it is not converted on every call.
 
     Returns
     -------

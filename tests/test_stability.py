@@ -7,6 +7,10 @@ sets ``TRITON_INTERPRET=1``) against its torch reference on small odd shapes.
 """
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -186,21 +190,81 @@ def test_sampling_factor():
     assert st.sampling_factor(10, 10) == 0.0
 
 
+def kronecker_threshold(J, q):
+    """η* = 2 / λ_max(C⁻¹ D) from the explicit p² × p² matrices restricted to range(H) ⊗ range(H)."""
+    n, p = J.shape
+    Jn = J.numpy()
+    H = Jn.T @ Jn / n
+    eye = np.eye(p)
+    C = 0.5 * (np.kron(eye, H) + np.kron(H, eye))
+    D = (1 - q) * np.kron(H, H) + q / n * sum(np.kron(np.outer(g, g), np.outer(g, g)) for g in Jn)
+    _, s, Vt = np.linalg.svd(Jn, full_matrices=False)
+    P = np.kron(Vt[s > 1e-7 * s[0]].T, Vt[s > 1e-7 * s[0]].T)
+    return 2 / np.linalg.eigvals(np.linalg.solve(P.T @ C @ P, P.T @ D @ P)).real.max()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("batch", [1, 3, 12])
+def test_mean_square_threshold(index, batch):
+    X, *_ = st.sparse_regression(12, 3, seed=5, n_test=1)
+    model = [st.DiagonalLinearNetwork(3, seed=6), st.TwoLayerReLU(3, 2, init_scale=2.0, seed=6)][index]
+    threshold = st.mean_square_threshold(model, X, batch_size=batch)
+    J = st.per_sample_gradients(model, X)
+    assert threshold == pytest.approx(kronecker_threshold(J, st.sampling_factor(batch, 12)), rel=1e-8)
+    # the threshold is where the mean-square radius crosses 1, and it is the verdict of the radius
+    assert st.mean_square_radius(model, X, lr=threshold, batch_size=batch) == pytest.approx(1.0, abs=1e-9)
+    for factor in (0.9, 1.1):
+        rho = st.mean_square_radius(model, X, lr=factor * threshold, batch_size=batch)
+        assert (rho > 1) == (factor > 1)
+    if batch == 12:                                           # GD: η* = 2 / λ_max
+        H = J.T @ J / 12
+        assert threshold == pytest.approx(2 / torch.linalg.eigvalsh(H)[-1].item(), rel=1e-9)
+
+
 def test_lyapunov_exponent():
     models, X, _ = models_and_data()
     model = models[0]
     _, H = explicit_H(model, X)
     lam = torch.linalg.eigvalsh(H)
     lam = lam[lam > 1e-10 * lam[-1]]
-    lr = 1.5 / lam[-1].item()
-    # GD: deterministic, the slowest-contracting mode wins: log max |1 − η λ|
-    got, err = st.lyapunov_exponent(model, X, lr=lr, batch_size=X.shape[0], steps=3000, chains=4)
-    assert got == pytest.approx(math.log((1 - lr * lam).abs().max().item()), abs=2e-3)
+    for lr in (1.5 / lam[-1].item(), 2.5 / lam[-1].item()):
+        # GD: deterministic, the slowest-contracting (or fastest-growing) mode wins: log max |1 − η λ|,
+        # also when that is not the flattest direction the chains start from (η = 2.5 / λ_max)
+        got, err = st.lyapunov_exponent(model, X, lr=lr, batch_size=X.shape[0], steps=3000, chains=4)
+        assert got == pytest.approx(math.log((1 - lr * lam).abs().max().item()), abs=2e-3)
     # SGD: Jensen, 2 λ ≤ log ρ (up to the sampling error)
     got, err = st.lyapunov_exponent(model, X, lr=0.2, batch_size=1, steps=3000)
     assert 2 * (got - 3 * err) <= math.log(st.mean_square_radius(model, X, lr=0.2, batch_size=1))
     with pytest.raises(ValueError, match="batch_size"):
         st.lyapunov_exponent(model, X, lr=0.2, batch_size=0)
+
+
+def test_lyapunov_exponents_of_many_models_are_those_of_each_alone():
+    X, *_ = st.sparse_regression(12, 3, seed=5, n_test=1)
+    models = [st.DiagonalLinearNetwork(3, seed=s) for s in range(4)]
+    lrs, batches, seeds = [0.05, 0.1, 0.05, 0.1], [1, 1, 3, 12], [0, 1, 2, 3]
+    kwargs = dict(steps=200, burn_in=100, windows=2, chains=5)
+    together = st.lyapunov_exponents(models, X, lr=lrs, batch_size=batches, seed=seeds, **kwargs)
+    assert together.shape == (4, 2, 5)
+    for k, model in enumerate(models):
+        alone = st.lyapunov_exponents([model], X, lr=lrs[k], batch_size=batches[k], seed=seeds[k], **kwargs)
+        np.testing.assert_allclose(together[k], alone[0], rtol=1e-10, atol=1e-14)
+    mean, err = st.lyapunov_exponent(models[0], X, lr=0.05, batch_size=1, steps=200, burn_in=100, chains=5)
+    first = st.lyapunov_exponents(models[:1], X, lr=0.05, batch_size=1, steps=200, burn_in=100,
+                                  chains=5)[0, 0]
+    assert mean == pytest.approx(first.mean()) and err == pytest.approx(first.std(ddof=1) / math.sqrt(5))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=0.0), "lr must be a positive"),
+    (dict(windows=0), "windows must be an integer"),
+    (dict(chains=1), "chains must be an integer"),
+    (dict(lr=[0.1, 0.2, 0.3]), "lr must be one value or one per model"),
+])
+def test_lyapunov_exponents_reject_bad_input(kwargs, match):
+    models, X, _ = models_and_data()
+    with pytest.raises(ValueError, match=match):
+        st.lyapunov_exponents(models[:1], X, **(dict(lr=0.1, batch_size=1) | kwargs))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -290,7 +354,10 @@ def test_train_reports_divergence():
 # The relu_gauss_newton kernel in Triton's interpreter
 # ---------------------------------------------------------------------------------------------------
 
-KERNEL_SHAPES = [(1, 1, 1), (37, 5, 45), (70, 33, 3), (5, 70, 65), (33, 32, 32), (64, 17, 31)]
+# (n, d, m); the last two have several tiles in n, d and m at once (BLOCK 32), so that mode 2's
+# atomic adds into OUT_W from different sample tiles meet on the same (neuron, input) tiles.
+KERNEL_SHAPES = [(1, 1, 1), (37, 5, 45), (70, 33, 3), (5, 70, 65), (33, 32, 32), (64, 17, 31),
+                 (70, 40, 45), (97, 65, 70)]
 
 
 def kernel_inputs(n, d, m, seed=0):
@@ -316,6 +383,37 @@ def test_relu_gn_matvec_kernel_matches_reference(shape):
     scale = max(want_W.abs().max().item(), want_v.abs().max().item()) + 1
     torch.testing.assert_close(got_W.double(), want_W, rtol=1e-5, atol=1e-5 * scale)
     torch.testing.assert_close(got_v.double(), want_v, rtol=1e-5, atol=1e-5 * scale)
+
+
+COMPILED_CHECK = textwrap.dedent("""
+    import sys, torch
+    from theorylab.kernels import (relu_gn_matvec, relu_gn_matvec_reference, relu_gn_sq_norms,
+                                   relu_gn_sq_norms_reference)
+    device = sys.argv[1]
+    gen = torch.Generator().manual_seed(0)
+    for n, d, m in [(257, 96, 130), (1000, 64, 300), (97, 65, 70)]:
+        shapes = [(n, d), (m, d), (m,), (m, d), (m,)]
+        X, W, v, dW, dv = (torch.randn(*s, generator=gen).to(device) for s in shapes)
+        want = relu_gn_sq_norms_reference(*(t.double() for t in (X, W, v)))
+        got = relu_gn_sq_norms(X, W, v, backend="triton").double()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+        want_W, want_v = relu_gn_matvec_reference(*(t.double() for t in (X, W, v, dW, dv)))
+        got_W, got_v = relu_gn_matvec(X, W, v, dW, dv, backend="triton")
+        scale = max(want_W.abs().max().item(), want_v.abs().max().item())
+        torch.testing.assert_close(got_W.double(), want_W, rtol=1e-5, atol=1e-5 * scale)
+        torch.testing.assert_close(got_v.double(), want_v, rtol=1e-5, atol=1e-5 * scale)
+    print("ok")
+""")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the compiled kernel)")
+def test_relu_gn_kernels_compiled_on_cuda_are_float32_accurate():
+    """The compiled kernel, not the interpreter (conftest.py turns it on for this process, so the check
+    runs in a fresh one without it), at rtol 1e-5: TF32 matmuls (relative error ~1e-3) would fail."""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", COMPILED_CHECK, "cuda"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 def test_relu_gn_references_match_autograd():

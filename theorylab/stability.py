@@ -26,13 +26,15 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-from .kernels import relu_gn_matvec, relu_gn_sq_norms
+from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
            "train", "train_many", "per_sample_gradients", "gauss_newton_trace", "gauss_newton_matvec",
-           "gauss_newton_lambda_max", "mean_square_radius", "lyapunov_exponent", "sampling_factor", "l1_norm",
+           "gauss_newton_lambda_max", "mean_square_radius", "mean_square_threshold", "lyapunov_exponent",
+           "lyapunov_exponents", "sampling_factor", "l1_norm",
            "path_norm", "test_error", "training_loss", "parameter_count"]
 
 
@@ -281,16 +283,18 @@ def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: 
 # ----------------------------------------------------------------------------------------------
 
 @contextmanager
-def _one_thread(device):
-    # The per-step tensors are tiny: on a CPU, one thread avoids synchronisation overhead that
-    # dominates at this size (2–4x faster on a shared 2-core machine). Restored afterwards.
-    if device.type != "cpu":
+def _one_thread(device=None):
+    # The arrays here are tiny: on a CPU, one thread avoids synchronisation overhead that dominates at
+    # this size, for torch and for numpy's BLAS/LAPACK alike (a 50 × 200 SVD takes 100x longer with two
+    # threads than with one on a busy 2-core machine). Restored afterwards.
+    if device is not None and device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(before)
 
@@ -548,7 +552,9 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
         Triton kernel for the ReLU network on a GPU), ``min(iters, n + 1)`` steps; ``auto``: exact
         when ``n · p ≤ 4·10⁶``, else Lanczos.
     iters : int
-        Lanczos steps at most. With ``iters > rank(H)`` the answer is exact up to rounding.
+        Lanczos steps at most. With ``iters > rank(H)`` the answer is exact up to rounding; with fewer
+        it is the largest Ritz value, a lower bound on λ_max (compare two values of ``iters`` to see
+        whether it has converged).
     """
     _check_model(model)
     _check_data(model, X)
@@ -559,16 +565,35 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
     if method == "exact" or (method == "auto" and n * p <= 4_000_000):
         J = model.jacobian(X)
         return torch.linalg.eigvalsh(J @ J.T / n)[-1].item()
-    return _lanczos_max(lambda u: gauss_newton_matvec(model, X, u, backend=backend), p, min(iters, n + 1),
+    X_mv = X
+    if isinstance(model, TwoLayerReLU) and use_triton(X, backend):
+        X_mv = X.float().contiguous()       # the kernel computes in float32: convert X once, not per matvec
+    return _lanczos_max(lambda u: gauss_newton_matvec(model, X_mv, u, backend=backend), p, min(iters, n + 1),
                         seed=seed, dtype=X.dtype, device=X.device)
 
 
 def sampling_factor(batch_size: int, n: int) -> float:
-    """``p`` in ``E[H_B S H_B] = (1 − p) H S H + p (1/n) Σ_i H_i S H_i``: ``1/B`` for ``B < n`` indices drawn
-    with replacement, 0 for full-batch GD (``B = n``)."""
+    """``q`` in ``E[H_B S H_B] = (1 − q) H S H + q (1/n) Σ_i H_i S H_i`` (``H_i = g_i g_iᵀ``): ``1/B`` for
+    ``B < n`` indices drawn with replacement, 0 for full-batch GD (``B = n``)."""
     n = _check_int("n", n, 1)
     batch_size = _check_int("batch_size", batch_size, 1, n)
     return 0.0 if batch_size == n else 1.0 / batch_size
+
+
+def _mean_square_parts(model, X, batch_size, rank_tol):
+    """``G``, ``lam``, ``q`` and the maps ``C(S) = ½ (H S + S H)`` and
+    ``D(S) = (1 − q) H S H + (q/n) Σ_i (g_iᵀ S g_i) g_i g_iᵀ`` on symmetric ``r × r`` matrices (flattened),
+    in the eigenbasis of ``H`` on its range, where ``C`` is diagonal: ``C(S)_jk = ½ (λ_j + λ_k) S_jk``."""
+    G, lam = _range_coordinates(model, X, rank_tol)
+    n, r = G.shape
+    q = sampling_factor(batch_size, n)
+    c_diag = 0.5 * (lam[:, None] + lam[None, :])                # [r, r]
+
+    def apply_d(S):
+        c = ((G @ S) * G).sum(axis=1)                          # g_iᵀ S g_i  [n]
+        return (1 - q) * lam[:, None] * S * lam[None, :] + (q / n) * (G.T * c) @ G
+
+    return r, c_diag, apply_d
 
 
 def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
@@ -576,99 +601,189 @@ def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
     """Spectral radius of the mean-square stability operator on ``range(H)``.
 
     Linearised SGD ``e ← (I − η H_B) e`` with ``H_B = (1/B) Σ_s g_{i_s} g_{i_s}ᵀ`` moves the second moment
-    ``S = E[e eᵀ]`` by ``T(S) = E[(I − η H_B) S (I − η H_B)]
-    = S − η (H S + S H) + η² [(1 − p) H S H + (p/n) Σ_i (g_iᵀ S g_i) g_i g_iᵀ]``
-    (``p`` from :func:`sampling_factor`). The minimum is linearly stable in mean square iff the
-    spectral radius of ``T`` is at most 1. On matrices supported on ``null(H)`` ``T`` is the identity,
-    so the radius is computed on ``range(H)`` (directions whose singular value in ``J`` exceeds
-    ``rank_tol`` times the largest), with ARPACK's Lanczos on the ``r² ``-dimensional operator. ``T``
-    maps positive semi-definite matrices to positive semi-definite ones, so its radius is its largest
-    eigenvalue.
+    ``S = E[e eᵀ]`` by ``T(S) = E[(I − η H_B) S (I − η H_B)] = S − 2η C(S) + η² D(S)`` with
+    ``C(S) = ½ (H S + S H)`` and ``D(S) = (1 − q) H S H + (q/n) Σ_i (g_iᵀ S g_i) g_i g_iᵀ`` (``q`` from
+    :func:`sampling_factor`). The minimum is linearly stable in mean square iff the spectral radius of
+    ``T`` is at most 1. On matrices supported on ``null(H)`` ``T`` is the identity, so the radius is
+    computed on ``range(H)`` (directions whose singular value in ``J`` exceeds ``rank_tol`` times the
+    largest), with ARPACK's Lanczos on the ``r²``-dimensional operator. ``T`` is self-adjoint for
+    ``⟨A, S⟩ = tr(Aᵀ S)`` and maps positive semi-definite matrices to positive semi-definite ones, so
+    its radius is its largest eigenvalue.
 
     Forms the per-sample gradients ``J`` [n, p] (closed form) and works on ``r × r`` matrices: for
-    small models.
+    small models. Dimensionless.
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     _check_model(model)
     _check_data(model, X)
     lr = _check_positive("lr", lr)
-    G, lam = _range_coordinates(model, X, rank_tol)
-    n, r = G.shape
-    p = sampling_factor(batch_size, n)
+    batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
+    r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
 
     def apply(vec):
         S = vec.reshape(r, r)
         S = 0.5 * (S + S.T)                                    # the symmetric matrices, where E[e eᵀ] lives
-        c = ((G @ S) * G).sum(axis=1)                         # g_iᵀ S g_i  [n]
-        out = S - lr * (lam[:, None] * S + S * lam[None, :])
-        out += lr**2 * ((1 - p) * lam[:, None] * S * lam[None, :] + (p / n) * (G.T * c) @ G)
-        return out.reshape(-1)
+        return (S - 2 * lr * c_diag * S + lr**2 * apply_d(S)).reshape(-1)
 
     op = LinearOperator((r * r, r * r), matvec=apply, dtype=np.float64)
-    value = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
-                  return_eigenvectors=False)[0]
+    with _one_thread():
+        value = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
+                      return_eigenvectors=False)[0]
     return float(value)
+
+
+def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: float = 1e-7) -> float:
+    """The largest learning rate ``η*`` for which ``model``'s parameters are mean-square stable for SGD
+    with batch size ``batch_size`` (Mulayoff & Michaeli's exact threshold), in units of learning rate.
+
+    With ``C`` and ``D`` as in :func:`mean_square_radius`, ``T = I − 2η C + η² D`` is self-adjoint and
+    its spectral radius is its largest eigenvalue, which is at most 1 iff ``η ⟨S, D S⟩ ≤ 2 ⟨S, C S⟩`` for
+    every symmetric ``S`` on ``range(H)``, where ``C`` is positive definite. Hence
+    ``η* = 2 / λ_max(C⁻¹ D)``, the top eigenvalue of a generalised eigenproblem on the same ``r²``
+    space, computed as that of the symmetric ``C^{-1/2} D C^{-1/2}`` (``C`` is diagonal in the
+    eigenbasis of ``H``). ``η / η* ≤ 1`` iff ``mean_square_radius(..., lr=η) ≤ 1``; unlike the radius,
+    the ratio is not pinned near 1 by a nearly flat direction of ``H``.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    _check_model(model)
+    _check_data(model, X)
+    batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
+    r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
+    scale = 1 / np.sqrt(c_diag)
+
+    def apply(vec):
+        S = vec.reshape(r, r)
+        S = 0.5 * (S + S.T) * scale
+        return (apply_d(S) * scale).reshape(-1)
+
+    op = LinearOperator((r * r, r * r), matvec=apply, dtype=np.float64)
+    with _one_thread():
+        top = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
+                    return_eigenvectors=False)[0]
+    return float(2 / top)
 
 
 def _range_coordinates(model, X, rank_tol):
     """Per-sample gradients in the eigenbasis of ``H`` restricted to its range: ``G`` [n, r] (numpy,
     float64) with ``(1/n) Gᵀ G = diag(lam)``, and ``lam`` [r] the nonzero eigenvalues of ``H``."""
     J = model.jacobian(X).detach().cpu().double().numpy()
-    U, sv, _ = np.linalg.svd(J, full_matrices=False)       # numpy: far faster than torch's at this size
+    with _one_thread():
+        U, sv, _ = np.linalg.svd(J, full_matrices=False)   # numpy: far faster than torch's at this size
     keep = sv > rank_tol * sv[0]
     return U[:, keep] * sv[keep], sv[keep] ** 2 / X.shape[0]
 
 
-def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, steps: int = 2000,
-                      chains: int = 64, burn_in: int = 500, seed: int = 0, rank_tol: float = 1e-7):
-    """Top Lyapunov exponent of linearised SGD at ``model``'s parameters, by simulation.
+def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 4000, chains: int = 32,
+                       burn_in: int = 4000, windows: int = 1, seed=0, rank_tol: float = 1e-7) -> np.ndarray:
+    """Top Lyapunov exponent of linearised SGD at each model's parameters, by simulation, per chain.
 
-    Runs ``e ← (I − η H_B) e`` (``H_B`` as in :func:`mean_square_radius`, indices with replacement) on
-    ``range(H)`` for ``chains`` independent chains and returns the growth rate
-    ``(1/steps) log(‖e_{burn_in + steps}‖ / ‖e_{burn_in}‖)`` per step (the chains are renormalised every
+    For each model, runs ``e ← (I − η H_B) e`` (``H_B`` as in :func:`mean_square_radius`, indices with
+    replacement; ``batch_size = n`` is GD) on ``range(H)`` for ``chains`` independent chains, discards
+    the first ``burn_in`` steps, and then measures the growth rate ``(1/steps) log(‖e_end‖ / ‖e_start‖)``
+    over ``windows`` consecutive windows of ``steps`` steps each (the chains are renormalised every
     10 steps). Negative: linearised SGD converges almost surely. By Jensen ``2 λ ≤ log ρ(T)``, so
     mean-square stability (:func:`mean_square_radius` ≤ 1) implies it, but not conversely.
+
+    The estimate is biased until the direction of ``e`` has settled on the top Oseledets direction:
+    from a random start the faster-contracting directions first drag the rate down, and when the
+    smallest eigenvalues of ``H`` are close this takes many thousands of steps. Every chain therefore
+    starts at the eigenvector of the smallest nonzero eigenvalue of ``H`` (the slowest direction of
+    the mean dynamics, close to the top Oseledets direction at a stable minimum) plus a random
+    component of norm 0.1 (so that a faster-growing direction, if any, takes over). Windows that
+    agree within their sampling error are the evidence that the burn-in was long enough.
+
+    Parameters
+    ----------
+    models : sequence of DiagonalLinearNetwork or TwoLayerReLU
+        Evaluated at their current parameters, all on the data ``X`` [n, d].
+    lr, batch_size, seed
+        One value for all models or one per model. Every model draws from its own generator, so its
+        result does not depend on the other models of the call.
+    steps, burn_in : int
+        Rounded up to multiples of 10.
+
+    Returns
+    -------
+    ndarray [len(models), windows, chains]: the growth rate per step of every chain in every window.
+    Their mean over chains estimates the exponent; their spread / √chains is its standard error.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    for model in models:
+        _check_model(model)
+        _check_data(model, X)
+    count, n = len(models), X.shape[0]
+    lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
+    batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
+    seeds = [_check_int("seed", v, 0) for v in _per_model("seed", seed, count)]
+    block = 10
+    steps = block * math.ceil(_check_int("steps", steps, 1) / block)
+    burn_in = block * math.ceil(_check_int("burn_in", burn_in, 0) / block)
+    windows = _check_int("windows", windows, 1)
+    chains = _check_int("chains", chains, 2)
+    rates = np.zeros((count, windows, chains))
+    # Models with one batch size run together (numpy: far less overhead than torch on these tiny
+    # arrays), stacked and padded to a common rank r: the padding coordinates of e start at 0 and
+    # stay there, since every g_i is 0 on them.
+    for batch in sorted(set(batches)):
+        group = [k for k in range(count) if batches[k] == batch]
+        size = len(group)
+        coords = [_range_coordinates(models[k], X, rank_tol) for k in group]
+        r = max(G.shape[1] for G, _ in coords)
+        G, lam = np.zeros((size, n, r)), np.zeros((size, 1, r))
+        e = np.zeros((size, chains, r))
+        generators = [make_generator(seeds[k]) for k in group]
+        for j, ((Gk, lamk), gen) in enumerate(zip(coords, generators, strict=True)):
+            rk = Gk.shape[1]
+            G[j, :, :rk], lam[j, 0, :rk] = Gk, lamk
+            noise = torch.randn(chains, rk, generator=gen, dtype=torch.float64).numpy()
+            e[j, :, :rk] = 0.1 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
+            e[j, :, int(np.argmin(lamk))] += 1.0
+        e /= np.linalg.norm(e, axis=2, keepdims=True)
+        eta = np.array([lrs[k] for k in group])[:, None, None]
+        G_flat = G.reshape(size * n, r)                          # row j n + i is g_i of model j
+        offset = (np.arange(size) * n)[:, None, None]
+        growth = np.zeros((size, windows, chains))
+        total, chunk = burn_in + windows * steps, 1000
+        with _one_thread():
+            for step in range(total):
+                if batch < n and step % chunk == 0:
+                    length = min(chunk, total - step)
+                    indices = torch.stack([torch.randint(n, (length, chains, batch), generator=gen)
+                                           for gen in generators], dim=1).numpy() + offset  # [len, K, C, B]
+                if batch == n:
+                    e -= eta * lam * e                           # GD: H is diagonal in this basis
+                elif batch == 1:
+                    g = G_flat[indices[step % chunk, :, :, 0]]   # [K, C, r]
+                    e -= eta * g * np.einsum("kcr,kcr->kc", g, e)[:, :, None]
+                else:
+                    g = G_flat[indices[step % chunk]]            # [K, C, B, r]
+                    s = np.einsum("kcbr,kcr->kcb", g, e)
+                    e -= (eta / batch) * np.einsum("kcbr,kcb->kcr", g, s)
+                if (step + 1) % block == 0:
+                    norm = np.linalg.norm(e, axis=2)
+                    if step >= burn_in:
+                        growth[:, (step - burn_in) // steps] += np.log(norm)
+                    e /= norm[:, :, None]
+        rates[group] = growth / steps
+    return rates
+
+
+def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, steps: int = 4000,
+                      chains: int = 32, burn_in: int = 4000, seed: int = 0, rank_tol: float = 1e-7):
+    """Top Lyapunov exponent of linearised SGD at ``model``'s parameters: :func:`lyapunov_exponents`
+    for one model and one window.
 
     Returns
     -------
     (mean, standard_error) : floats, per step; the error is the spread between chains / √chains.
     """
-    _check_model(model)
-    _check_data(model, X)
-    lr = _check_positive("lr", lr)
-    block = 10
-    steps = block * math.ceil(_check_int("steps", steps, 1) / block)
-    burn_in = block * math.ceil(_check_int("burn_in", burn_in, 0) / block)
-    chains = _check_int("chains", chains, 2)
-    G, lam = _range_coordinates(model, X, rank_tol)
-    n, r = G.shape
-    batch_size = _check_int("batch_size", batch_size, 1, n)
-    G, lam = torch.from_numpy(G), torch.from_numpy(lam)
-    gen = make_generator(seed)
-    e = torch.randn(chains, r, generator=gen, dtype=torch.float64)
-    e = e / e.norm(dim=1, keepdim=True)
-    growth = torch.zeros(chains, dtype=torch.float64)
-    full = batch_size == n
-    if not full:
-        indices = torch.randint(n, (burn_in + steps, chains, batch_size), generator=gen)
-    with _one_thread(torch.device("cpu")):
-        for step in range(burn_in + steps):
-            if full:
-                e = e - lr * lam * e                            # GD: H is diagonal in this basis
-            elif batch_size == 1:
-                g = G[indices[step, :, 0]]                      # [chains, r]
-                e = e - lr * g * (g * e).sum(dim=1, keepdim=True)
-            else:
-                g = G[indices[step]]                            # [chains, B, r]
-                e = e - lr / batch_size * torch.einsum("cbr,cb->cr", g, torch.einsum("cbr,cr->cb", g, e))
-            if (step + 1) % block == 0:
-                norm = e.norm(dim=1)
-                if step >= burn_in:
-                    growth += torch.log(norm)
-                e = e / norm[:, None]
-    per_chain = growth / steps
-    return per_chain.mean().item(), (per_chain.std() / math.sqrt(chains)).item()
+    per_chain = lyapunov_exponents([model], X, lr=lr, batch_size=batch_size, steps=steps, chains=chains,
+                                   burn_in=burn_in, seed=seed, rank_tol=rank_tol)[0, 0]
+    return float(per_chain.mean()), float(per_chain.std(ddof=1) / math.sqrt(chains))
 
 
 # ----------------------------------------------------------------------------------------------
