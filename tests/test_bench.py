@@ -36,6 +36,27 @@ def test_bench_ordered_lowrank_on_cpu(cpu_timing):
     assert result["max_rel_diff"] < 1e-4 and result["flops"] > 0
 
 
+def test_bench_relu_gauss_newton_on_cpu(cpu_timing):
+    result = bench.bench_relu_gauss_newton(37, 5, 45, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert all(len(t) == 2 and min(t) > 0 for t in result["times_ms"].values())
+    assert result["max_rel_diff"] < 1e-4 and min(result["flops"]) > 0
+
+
+def test_bench_classifier_stats_on_cpu(cpu_timing):
+    result = bench.bench_classifier_stats(50, 12, 9, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-5 and result["flops"] == 2 * 50 * 12 * 9
+    assert result["count_mismatch"] == 0
+    assert bench._lookup(bench.PEAK_FP32_TFLOPS, "NVIDIA H100 80GB HBM3") == 66.9
+
+
+def test_bench_prefix_class_stats_on_cpu(cpu_timing):
+    result = bench.bench_prefix_class_stats(3, 50, 9, classes=4, sizes=5, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-4 and result["bytes"] > 0
+
+
 def test_peak_tables():
     assert bench.peak_bandwidth("NVIDIA H100 80GB HBM3") == 3350.0
     assert bench.peak_bandwidth("NVIDIA H100 PCIe") == 2000.0

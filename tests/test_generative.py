@@ -4,17 +4,15 @@ the ``prefix_class_stats`` kernel against its reference in Triton's interpreter,
 
 import functools
 import math
-import time
 
 import numpy as np
 import pytest
 import torch
-import triton.testing
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
 from theorylab import generative as gen
-from theorylab.kernels import bench, interpreter_on, prefix_class_stats, prefix_class_stats_reference
+from theorylab.kernels import interpreter_on, prefix_class_stats, prefix_class_stats_reference
 
 
 def three_classes(m=240, n=9, seed=0, correlation=0.2):
@@ -561,22 +559,6 @@ def test_prefix_class_stats_dispatch_and_validation():
 # ---------------------------------------------------------------------------------------------------
 # Benchmark bookkeeping on the CPU
 # ---------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def cpu_timing(monkeypatch):
-    def do_bench(fn):
-        start = time.perf_counter()
-        fn()
-        return 1e3 * (time.perf_counter() - start)
-
-    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
-    monkeypatch.setattr(torch, "compile", lambda fn: fn)
-
-
-def test_bench_prefix_class_stats_on_cpu(cpu_timing):
-    result = bench.bench_prefix_class_stats(3, 50, 9, classes=4, sizes=5, device="cpu")
-    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
-    assert result["max_rel_diff"] < 1e-4 and result["bytes"] > 0
 
 
 # ---------------------------------------------------------------------------------------------------

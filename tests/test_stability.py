@@ -11,16 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 import torch
-import triton.testing
 
 from theorylab import stability as st
 from theorylab.kernels import (
-    bench,
     relu_gn_matvec,
     relu_gn_matvec_reference,
     relu_gn_sq_norms,
@@ -448,20 +445,3 @@ def test_relu_gn_kernels_validate():
 # ---------------------------------------------------------------------------------------------------
 # Benchmark bookkeeping on the CPU (stand-ins for do_bench and torch.compile, as in test_bench.py)
 # ---------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def cpu_timing(monkeypatch):
-    def do_bench(fn):
-        start = time.perf_counter()
-        fn()
-        return 1e3 * (time.perf_counter() - start)
-
-    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
-    monkeypatch.setattr(torch, "compile", lambda fn: fn)
-
-
-def test_bench_relu_gauss_newton_on_cpu(cpu_timing):
-    result = bench.bench_relu_gauss_newton(37, 5, 45, device="cpu")
-    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
-    assert all(len(t) == 2 and min(t) > 0 for t in result["times_ms"].values())
-    assert result["max_rel_diff"] < 1e-4 and min(result["flops"]) > 0

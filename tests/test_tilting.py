@@ -2,15 +2,13 @@
 the ``classifier_stats`` kernel against its reference in Triton's interpreter, and its benchmark."""
 
 import math
-import time
 
 import numpy as np
 import pytest
 import torch
-import triton.testing
 
 from theorylab import tilting as tl
-from theorylab.kernels import bench, classifier_stats, classifier_stats_reference, interpreter_on
+from theorylab.kernels import classifier_stats, classifier_stats_reference, interpreter_on
 from theorylab.kernels.classifier_stats import _GPU_BLOCKS, _INTERPRETER_BLOCKS
 
 
@@ -347,21 +345,3 @@ def test_classifier_stats_auto_backend_and_validation():
 # ---------------------------------------------------------------------------------------------------
 # The benchmark's bookkeeping on the CPU (stand-ins for do_bench and torch.compile)
 # ---------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def cpu_timing(monkeypatch):
-    def do_bench(fn):
-        start = time.perf_counter()
-        fn()
-        return 1e3 * (time.perf_counter() - start)
-
-    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
-    monkeypatch.setattr(torch, "compile", lambda fn: fn)
-
-
-def test_bench_classifier_stats_on_cpu(cpu_timing):
-    result = bench.bench_classifier_stats(50, 12, 9, device="cpu")
-    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
-    assert result["max_rel_diff"] < 1e-5 and result["flops"] == 2 * 50 * 12 * 9
-    assert result["count_mismatch"] == 0
-    assert bench._lookup(bench.PEAK_FP32_TFLOPS, "NVIDIA H100 80GB HBM3") == 66.9
