@@ -11,10 +11,11 @@ STAMP  := $(VENV)/.installed
 # pip prints one warning per package for the machine's local index mirrors; keep the log readable.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help reproduce test lint lab book bench assignments clean chromium
+.PHONY: help reproduce robustness test lint lab book bench assignments clean chromium
 
 help:
 	@echo "make reproduce   execute every chapter, print the claims report (THEORYLAB_SCALE=full on a GPU)"
+	@echo "make robustness  every chapter at seeds 0-4: for how many seeds each claim held"
 	@echo "make test        ruff, unit and kernel tests, every chapter through nbval"
 	@echo "make lab         JupyterLab on 127.0.0.1 with the chapters opening as notebooks"
 	@echo "make book        build the Jupyter Book 2 site (HTML needs the MyST theme, downloaded once)"
@@ -31,6 +32,9 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(PY) -m theorylab.reproduce
+
+robustness: $(STAMP)
+	$(PY) -m theorylab.reproduce --seeds $${SEEDS:-0-4} --out _build/robustness
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check .

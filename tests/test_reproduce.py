@@ -19,25 +19,35 @@ def test_report_and_exit_status(tmp_path, capsys):
     book.mkdir()
     (book / "01-good.md").write_text(chapter("""\
         from theorylab.claims import check
-        check("good.one", 1.0 + 1e-12, 1.0, atol=1e-9, statement="one is one")
+        check("good.one", 1.0 + 1e-12, 1.0, atol=1e-9, kind="identity", statement="one is one")
         """))
     (book / "02-bad.md").write_text(chapter("""\
         from theorylab.claims import check, check_at_most
         check_at_most("bad.bound", 2.0, 1.0, statement="two is at most one")
-        """) + "\n```{code-cell} ipython3\ncheck('bad.after', 3.0, 3.0, rtol=0.1, statement='on')\n```\n")
+        check("bad.same-cell", 3.0, 3.0, rtol=0.1, kind="prediction", statement="after a failure")
+        raise RuntimeError("stop")
+        check("bad.unreached", 3.0, 3.0, rtol=0.1, kind="prediction", statement="never")
+        """) + "\n```{code-cell} ipython3\ncheck('bad.after', 3.0, 3.0, rtol=0.1, kind='prediction', "
+              "statement='on')\n```\n")
     out = tmp_path / "out"
 
     status = reproduce.main(["--book", str(book), "--out", str(out)])
     captured = capsys.readouterr()
     assert status == 1
     assert "good.one" in captured.out and "bad.bound" in captured.out and "FAIL" in captured.out
-    assert "FAILED claim 02-bad::bad.bound" in captured.err
+    assert "FAILED claim 02-bad::bad.bound (seed 0, line" in captured.err
+    assert "NOT REACHED 02-bad::bad.unreached" in captured.err
     report = json.loads((out / "reproduce-report.json").read_text())
     by_chapter = {c["name"]: c for c in report["chapters"]}
     assert [c["passed"] for c in by_chapter["01-good"]["claims"]] == [True]
-    # a failed claim does not stop the chapter: later claims are still checked and reported
-    assert [c["id"] for c in by_chapter["02-bad"]["claims"]] == ["bad.bound", "bad.after"]
-    assert by_chapter["02-bad"]["errors"] == []
+    # a failed claim does not stop its cell or the chapter: later claims are still checked and
+    # reported; a claim after an exception is reported as not reached, with its source line
+    bad = by_chapter["02-bad"]
+    assert [c["id"] for c in bad["claims"]] == ["bad.bound", "bad.same-cell", "bad.after"]
+    assert [c["kind"] for c in bad["claims"]] == ["bound", "prediction", "prediction"]
+    assert [s["id"] for s in bad["not_reached"]] == ["bad.unreached"]
+    assert bad["not_reached"][0]["line"] == bad["claims"][1]["line"] + 2
+    assert bad["errors"] == ["cell 0: RuntimeError: stop"]
     assert (out / "executed" / "01-good.ipynb").exists()
 
     assert reproduce.main(["--book", str(book), "--out", str(out), "01"]) == 0
@@ -49,3 +59,26 @@ def test_an_exception_in_a_chapter_is_an_error(tmp_path, capsys):
     (book / "01-broken.md").write_text(chapter("raise RuntimeError('boom')\n"))
     assert reproduce.main(["--book", str(book), "--out", str(tmp_path / "out")]) == 1
     assert "RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "01-seeded.md").write_text(chapter("""\
+        from theorylab.claims import check_at_most
+        from theorylab.seeding import base_seed, seed
+        check_at_most("demo.even", base_seed() % 2, 0, statement="holds at even seeds only")
+        check_at_most("demo.stream", seed("demo") / 2**31, 1, statement="a seed is below 2**31")
+        """))
+    out = tmp_path / "out"
+    assert reproduce.main(["--book", str(book), "--out", str(out), "--seeds", "0-3"]) == 1
+    captured = capsys.readouterr()
+    rows = {line.split()[1]: line.split() for line in captured.out.splitlines() if line.startswith("01-seeded")}
+    assert rows["demo.even"][3:] == ["2/4", "1,3"]
+    assert rows["demo.stream"][3:] == ["4/4"]
+    assert (out / "seed-3" / "reproduce-report.json").exists()
+    assert "demo.even | bound | 2/4 | 1,3" in (out / "robustness-report.md").read_text()
+
+    assert reproduce.main(["--book", str(book), "--out", str(out), "--seed", "2"]) == 0
+    report = json.loads((out / "reproduce-report.json").read_text())
+    assert report["seed"] == 2 and report["chapters"][0]["claims"][0]["seed"] == 2

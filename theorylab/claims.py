@@ -1,16 +1,40 @@
 """Claims: every quantitative statement of a chapter, checked in a cell.
 
-A claim compares a measured value with a predicted one under a stated tolerance::
+A claim compares a measured value with a predicted one under a stated tolerance, and says what kind
+of statement it is::
 
-    check("icl.eta-mc", measured=eta_hat, expected=eta_star, rtol=4 * se / eta_star,
-          statement="Monte Carlo optimal step size equals n/(n+d+1+sigma^2)")
+    check("icl.eta-mc", measured=eta_hat, expected=eta_star, atol=4 * se, se=se,
+          kind="prediction", statement="Monte Carlo optimal step size equals n/(n+d+1+σ²)")
 
-It prints one line saying what was compared, records the result, and raises :class:`ClaimFailed`
-(an ``AssertionError``, so nbval and pytest report it as a failure) with the claim id, the measured
-and expected values and the tolerance when the claim does not hold.
+The four kinds (:data:`KINDS`) tell a reader how much a passing claim proves:
 
-When the environment variable ``THEORYLAB_CLAIMS_FILE`` names a file, each result is also appended
-to it as one JSON line; ``python -m theorylab.reproduce`` reads that file to print its report.
+``prediction``
+    a theory's number against a measurement: it fails if the theory or the code is wrong. A
+    prediction with a two-sided tolerance must be able to fail: its tolerance may not accept a
+    prediction of 0, nor one off by a factor of 2 (:class:`ClaimRefused` otherwise).
+``identity``
+    an exact relation checked to rounding: a consistency check of the code, not of the paper.
+``bound``
+    a one-sided statement with a reason (an inequality of the theory, a budget).
+``observation``
+    a property of this data with no prediction behind it.
+
+Where sampling is involved, ``se=`` gives the standard error of ``measured - expected``; the claim
+then reports ``z``, how many standard errors apart the numbers are.
+
+Each check prints one line, numbers first (``[PASS] icl.eta-mc  0.4318 vs 0.4321 ± 0.002 …``),
+records the result, and raises :class:`ClaimFailed` (an ``AssertionError``, so nbval and pytest
+report it) when the claim does not hold. With ``THEORYLAB_CLAIMS_DEFER=1`` (set by
+``python -m theorylab.reproduce``) a failed claim is recorded and printed but not raised, so the
+claims after it in the same cell are still evaluated.
+
+When ``THEORYLAB_CLAIMS_FILE`` names a file, each result is also appended to it as one JSON line; the
+reproduce command reads that file to print its report.
+
+Claim ids follow one grammar (:data:`ID_PATTERN`): ``topic.name`` or ``topic.name[params]``, where
+``topic`` is the theorylab module the chapter is about (``icl``, ``jepa``, ``tilting``, ``stability``,
+``generative``, ``lowrank``), ``name`` is lower-case words joined by ``-``, and ``params`` says which
+member of a family of claims this is (``icl.trained-gamma[n=20,d=4]``).
 """
 
 from __future__ import annotations
@@ -18,11 +42,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 
-__all__ = ["Claim", "ClaimFailed", "check", "check_at_most", "check_at_least", "RECORD"]
+from .seeding import base_seed
 
+__all__ = ["Claim", "ClaimFailed", "ClaimRefused", "KINDS", "check", "check_at_most", "check_at_least",
+           "RECORD", "ClaimSite", "find_claim_sites", "bonferroni_z"]
+
+KINDS = ("prediction", "identity", "bound", "observation")
 RELATIONS = ("close", "<=", ">=")
+
+#: ``topic.name`` or ``topic.name[params]``; see the module docstring.
+ID_PATTERN = re.compile(r"[a-z][a-z0-9]*\.[a-z0-9]+(?:-[a-z0-9]+)*(?:\[[^\[\]\s]+\])?")
 
 
 @dataclass(frozen=True)
@@ -30,7 +62,9 @@ class Claim:
     """The outcome of one check.
 
     ``relation`` is ``"close"`` (``|measured - expected| <= atol + rtol * |expected|``),
-    ``"<="`` (``measured <= expected``) or ``">="`` (``measured >= expected``).
+    ``"<="`` (``measured <= expected``) or ``">="`` (``measured >= expected``). ``se`` is the
+    standard error of ``measured - expected`` (``None`` when nothing was sampled), ``seed`` the
+    value of ``THEORYLAB_SEED`` the claim was checked at.
     """
 
     id: str
@@ -42,12 +76,22 @@ class Claim:
     atol: float
     passed: bool
     chapter: str = ""
+    kind: str = "prediction"
+    se: float | None = None
+    seed: int = 0
+
+    @property
+    def tolerance_value(self) -> float:
+        """The absolute tolerance ``atol + rtol·|expected|`` of a two-sided claim (0 for a bound)."""
+        return self.atol + self.rtol * abs(self.expected) if self.relation == "close" else 0.0
 
     @property
     def tolerance(self) -> str:
-        """The tolerance in words, e.g. ``"rel 3e-02"``, ``"abs 1e-09"`` or ``"bound"``."""
+        """The tolerance in words, e.g. ``"rel 3e-02"``, ``"abs 1e-09"``, ``"4.0 se"`` or ``"bound"``."""
         if self.relation != "close":
             return "bound"
+        if self.se:
+            return f"{self.tolerance_value / self.se:.1f} se"
         parts = []
         if self.rtol:
             parts.append(f"rel {self.rtol:.1e}")
@@ -56,18 +100,47 @@ class Claim:
         return " + ".join(parts) or "exact"
 
     @property
+    def z(self) -> float | None:
+        """How many standard errors ``measured`` lies from ``expected`` (signed), or ``None``."""
+        if not self.se:
+            return None
+        return (self.measured - self.expected) / self.se
+
+    @property
+    def detects(self) -> float | None:
+        """For a two-sided prediction: the smallest relative error of the prediction it would detect."""
+        if self.kind != "prediction" or self.relation != "close" or self.expected == 0:
+            return None
+        return self.tolerance_value / abs(self.expected)
+
+    @property
     def comparison(self) -> str:
         if self.relation == "close":
-            return f"measured {self.measured:.6g} vs expected {self.expected:.6g} ({self.tolerance})"
-        return f"measured {self.measured:.6g} {self.relation} bound {self.expected:.6g}"
+            text = f"{self.measured:.6g} vs {self.expected:.6g} ± {self.tolerance_value:.2g}"
+        else:
+            text = f"{self.measured:.6g} {self.relation} {self.expected:.6g}"
+        if self.z is not None:
+            text += f" (z = {self.z:+.1f})"
+        return text
 
     def __str__(self) -> str:
         mark = "PASS" if self.passed else "FAIL"
-        return f"[{mark}] {self.id}: {self.statement} — {self.comparison}"
+        return f"[{mark}] {self.id}  {self.comparison}  [{self.kind}] {self.statement}"
+
+    def _ipython_display_(self) -> None:
+        """A check as a cell's last expression shows nothing more: its line was printed already."""
+
+    def as_record(self) -> dict:
+        """The claim as a JSON-ready dict (with ``z`` and ``detects``)."""
+        return {**asdict(self), "z": self.z, "detects": self.detects}
 
 
 class ClaimFailed(AssertionError):
     """Raised when a claim does not hold; the message names the claim and shows the numbers."""
+
+
+class ClaimRefused(ValueError):
+    """Raised for a claim that is badly posed: it could not fail, or its kind or id is wrong."""
 
 
 #: Every claim checked in this process, in order.
@@ -75,67 +148,156 @@ RECORD: list[Claim] = []
 
 
 def _as_float(name: str, value) -> float:
+    if isinstance(value, bool | str | bytes) or value is None:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    return number
+
+
+def _defer() -> bool:
+    return os.environ.get("THEORYLAB_CLAIMS_DEFER", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _record(claim: Claim) -> Claim:
     RECORD.append(claim)
     path = os.environ.get("THEORYLAB_CLAIMS_FILE")
     if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(claim)) + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(claim.as_record()) + "\n")
+        except OSError as exc:
+            raise OSError(f"THEORYLAB_CLAIMS_FILE={path!r} cannot be written: {exc}") from None
     print(claim)
-    if not claim.passed:
+    if not claim.passed and not _defer():
         raise ClaimFailed(
             f"claim {claim.id!r} failed: {claim.statement}; measured {claim.measured!r}, "
             f"expected {claim.relation} {claim.expected!r} (tolerance: {claim.tolerance})"
+            + (f", z = {claim.z:+.2f}" if claim.z is not None else "")
         )
     return claim
 
 
-def _validate_id(claim_id: str, statement: str) -> None:
-    if not isinstance(claim_id, str) or not claim_id.strip():
-        raise ValueError(f"claim_id must be a non-empty string, got {claim_id!r}")
+def _validate(claim_id: str, statement: str, kind: str, se) -> float | None:
+    if not isinstance(claim_id, str) or not ID_PATTERN.fullmatch(claim_id):
+        raise ClaimRefused(f"claim_id must read 'topic.name' or 'topic.name[params]' (lower case, words "
+                           f"joined by '-'), got {claim_id!r}")
     if not isinstance(statement, str) or not statement.strip():
-        raise ValueError(f"statement must say what is claimed, got {statement!r}")
+        raise ClaimRefused(f"statement must say what is claimed, got {statement!r}")
+    if kind not in KINDS:
+        raise ClaimRefused(f"kind must be one of {KINDS}, got {kind!r}")
+    if se is None:
+        return None
+    se = _as_float("se", se)
+    if not (math.isfinite(se) and se > 0):
+        raise ValueError(f"se must be a positive finite standard error, got {se!r}")
+    return se
 
 
-def check(claim_id: str, measured, expected, *, rtol: float = 0.0, atol: float = 0.0,
-          statement: str) -> Claim:
+def _refuse_powerless(claim_id: str, expected: float, rtol: float, atol: float) -> None:
+    """A two-sided prediction must reject a prediction of 0 and one off by a factor of 2.
+
+    With the measurement at the prediction ``e``, the claim would accept ``2e`` when
+    ``|e| <= atol + 2·rtol·|e|`` and ``e/2`` when ``|e|/2 <= atol + rtol·|e|/2``; the first
+    condition also covers a prediction of 0 (``|e| <= atol``).
+    """
+    if expected == 0:
+        return
+    e = abs(expected)
+    if e <= atol + 2 * rtol * e:
+        raise ClaimRefused(f"claim {claim_id!r} cannot fail: its tolerance (rtol={rtol:g}, atol={atol:g}) "
+                           f"would accept a prediction of {'0' if e <= atol else '2×'}{expected:.4g}"
+                           f"{'' if e <= atol else ' (off by a factor of 2)'}; tighten it, measure more "
+                           "precisely, or state the claim as a bound or an observation")
+    if e / 2 <= atol + rtol * e / 2:
+        raise ClaimRefused(f"claim {claim_id!r} cannot fail: its tolerance (rtol={rtol:g}, atol={atol:g}) "
+                           f"would accept a prediction of {expected / 2:.4g} (off by a factor of 2)")
+
+
+def check(claim_id: str, measured, expected, *, kind: str, rtol: float = 0.0, atol: float = 0.0,
+          se=None, statement: str) -> Claim:
     """Assert ``|measured - expected| <= atol + rtol * |expected|`` and record the result.
 
-    At least one of ``rtol`` and ``atol`` must be positive: a tolerance is part of the claim.
+    At least one of ``rtol`` and ``atol`` must be positive: a tolerance is part of the claim. ``se``
+    is the standard error of ``measured - expected`` where sampling is involved (the report shows
+    ``z``). A ``kind="prediction"`` whose tolerance would accept 0 or a factor-2 error is refused.
     """
-    _validate_id(claim_id, statement)
+    se = _validate(claim_id, statement, kind, se)
     m, e = _as_float("measured", measured), _as_float("expected", expected)
     rtol, atol = _as_float("rtol", rtol), _as_float("atol", atol)
     if rtol < 0 or atol < 0 or not (math.isfinite(rtol) and math.isfinite(atol)):
         raise ValueError(f"rtol and atol must be finite and non-negative, got rtol={rtol}, atol={atol}")
     if rtol == 0 and atol == 0:
         raise ValueError("give a tolerance: rtol or atol must be positive")
+    if kind == "prediction" and math.isfinite(e):
+        _refuse_powerless(claim_id, e, rtol, atol)
     passed = math.isfinite(m) and math.isfinite(e) and abs(m - e) <= atol + rtol * abs(e)
-    return _record(Claim(claim_id, statement, m, e, "close", rtol, atol, passed, _chapter()))
+    return _record(Claim(claim_id, statement, m, e, "close", rtol, atol, passed, _chapter(), kind, se,
+                         base_seed()))
 
 
-def check_at_most(claim_id: str, measured, bound, *, statement: str) -> Claim:
+def check_at_most(claim_id: str, measured, bound, *, kind: str = "bound", se=None, statement: str) -> Claim:
     """Assert ``measured <= bound`` and record the result."""
-    return _check_bound(claim_id, measured, bound, "<=", statement)
+    return _check_bound(claim_id, measured, bound, "<=", kind, se, statement)
 
 
-def check_at_least(claim_id: str, measured, bound, *, statement: str) -> Claim:
+def check_at_least(claim_id: str, measured, bound, *, kind: str = "bound", se=None, statement: str) -> Claim:
     """Assert ``measured >= bound`` and record the result."""
-    return _check_bound(claim_id, measured, bound, ">=", statement)
+    return _check_bound(claim_id, measured, bound, ">=", kind, se, statement)
 
 
-def _check_bound(claim_id, measured, bound, relation, statement) -> Claim:
-    _validate_id(claim_id, statement)
+def _check_bound(claim_id, measured, bound, relation, kind, se, statement) -> Claim:
+    se = _validate(claim_id, statement, kind, se)
     m, b = _as_float("measured", measured), _as_float("bound", bound)
     ok = math.isfinite(m) and not math.isnan(b) and (m <= b if relation == "<=" else m >= b)
-    return _record(Claim(claim_id, statement, m, b, relation, 0.0, 0.0, ok, _chapter()))
+    return _record(Claim(claim_id, statement, m, b, relation, 0.0, 0.0, ok, _chapter(), kind, se,
+                         base_seed()))
 
 
 def _chapter() -> str:
     return os.environ.get("THEORYLAB_CHAPTER", "")
+
+
+def bonferroni_z(claims: int, *, alpha: float = 0.01) -> float:
+    """The two-sided z threshold that keeps the chance of any false failure among ``claims`` Gaussian
+    claims below ``alpha``: ``Φ⁻¹(1 - alpha / (2·claims))``. With 50 claims and α = 1 %, 3.72."""
+    if isinstance(claims, bool) or not isinstance(claims, int) or claims < 1:
+        raise ValueError(f"claims must be a positive integer, got {claims!r}")
+    alpha = _as_float("alpha", alpha)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    from statistics import NormalDist
+    return NormalDist().inv_cdf(1 - alpha / (2 * claims))
+
+
+_CALL = re.compile(r"\bcheck(?:_at_most|_at_least)?\(\s*(f?)([\"'])(.+?)\2")
+
+
+@dataclass(frozen=True)
+class ClaimSite:
+    """A ``check*`` call in a chapter's source: the id as written, its line, and a regex for the ids it
+    makes (an f-string field ``{...}`` matches anything)."""
+
+    text: str
+    line: int
+    pattern: str
+
+    def matches(self, claim_id: str) -> bool:
+        return re.fullmatch(self.pattern, claim_id) is not None
+
+
+def find_claim_sites(source: str) -> list[ClaimSite]:
+    """Every ``check``/``check_at_most``/``check_at_least`` call in ``source``, in order of lines."""
+    sites = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        for match in _CALL.finditer(line):
+            is_f, text = match.group(1), match.group(3)
+            if is_f:
+                pieces = re.split(r"\{[^{}]*\}", text)
+                pattern = ".+?".join(re.escape(p) for p in pieces)
+            else:
+                pattern = re.escape(text)
+            sites.append(ClaimSite(text, number, pattern))
+    return sites

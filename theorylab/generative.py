@@ -33,7 +33,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 
 from .kernels import prefix_class_stats
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 
 DTYPE = torch.float64
 EPS = torch.finfo(DTYPE).eps
@@ -531,8 +531,9 @@ class Mixture:
         u = a * self.std
         return (1 - self.correlation) * u.pow(2).sum(-1) + self.correlation * u.sum(-1).pow(2)
 
-    def sample(self, m: int, seed: int | torch.Generator = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, m: int, seed: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``m`` samples: ``X`` [m, n] float64, ``y`` [m] int64 (labels uniform on the classes)."""
+        seed = resolve_seed(seed, "generative.Mixture.sample")
         m = _count("m", m)
         gen = make_generator(seed)
         y = torch.randint(0, self.n_classes, (m,), generator=gen)
@@ -665,9 +666,10 @@ def mixture(n: int, *, n_classes: int = 2, correlation: float = 0.0, mean_scale:
     return Mixture(means, std, float(correlation))
 
 
-def gaussian_mixture(m: int, n: int, *, n_classes: int = 2, correlation: float = 0.0, seed: int = 0,
+def gaussian_mixture(m: int, n: int, *, n_classes: int = 2, correlation: float = 0.0, seed: int | None = None,
                      mean_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` samples ``(X [m, n] float64, y [m] int64)`` of :func:`mixture` ``(n, ...)``."""
+    seed = resolve_seed(seed, "generative.gaussian_mixture")
     return mixture(n, n_classes=n_classes, correlation=correlation, mean_scale=mean_scale).sample(m, seed)
 
 
@@ -760,7 +762,7 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
 
 
 @_single_threaded
-def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int = 0,
+def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | None = None,
                         var_smoothing: float = 1e-9) -> tuple[float, float]:
     """Monte Carlo of two-class naive Bayes's expected error after ``m`` samples, through its sufficient
     statistics: class counts ``1 + Bin(m − 2, ½)`` (as :func:`random_orders` makes them), class means
@@ -769,6 +771,7 @@ def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int = 0
     features); each fit's error is exact (:meth:`Mixture.error`). ``O(repeats · n)`` work instead of
     ``O(repeats · m · n)``. Returns ``(mean error, its standard error)``.
     """
+    seed = resolve_seed(seed, "generative.nb_error_simulation")
     if mixture.n_classes != 2:
         raise ValueError(f"the simulation is for two classes, got a mixture with {mixture.n_classes}")
     m, repeats = _count("m", m, 3), _count("repeats", repeats)
@@ -817,7 +820,7 @@ def first_crossing(m_grid, values, level: float) -> float:
 # ----------------------------------------------------------------------------------------------------
 
 def random_orders(y, n_orders: int, *, length: int | None = None, disjoint: bool = False,
-                  seed: int = 0) -> torch.Tensor:
+                  seed: int | None = None) -> torch.Tensor:
     """``n_orders`` random orders of a pool [n_orders, length] (row indices of ``y``), each starting with
     one sample of every class, so that every prefix of at least ``K`` samples contains all classes.
 
@@ -825,6 +828,7 @@ def random_orders(y, n_orders: int, *, length: int | None = None, disjoint: bool
     ``disjoint=True``: order ``s`` permutes only the rows ``s·length .. (s+1)·length − 1``, so that the
     orders share no sample (independent training sets when the pool is i.i.d.).
     """
+    seed = resolve_seed(seed, "generative.random_orders")
     y, K = _labels(y, torch.as_tensor(y).shape[0])
     n_orders = _count("n_orders", n_orders)
     M = y.shape[0]
@@ -929,13 +933,14 @@ test_errors.__test__ = False   # not a pytest test
 
 
 @_single_threaded
-def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int = 0,
+def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int | None = None,
                     C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000) -> dict:
     """Test errors of naive Bayes and logistic regression trained on the first ``m`` samples of
     ``n_orders`` random orders of the pool, for every ``m`` in ``m_grid``.
 
     Returns ``{"m": [G], "nb": [S, G], "lr": [S, G]}`` (errors as fractions).
     """
+    seed = resolve_seed(seed, "generative.learning_curves")
     orders = random_orders(y_pool, n_orders, length=int(max(m_grid)), seed=seed)
     W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing)
     W_lr, b_lr = lr_prefix_fits(X_pool, y_pool, orders, m_grid, C=C, max_iter=max_iter)
@@ -1031,7 +1036,7 @@ def _fresh(learner):
 
 @_single_threaded
 def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test: int, repeats: int,
-                     seed: int = 0, rtol: float = 0.0, m_max: int = 1 << 16) -> int:
+                     seed: int | None = None, rtol: float = 0.0, m_max: int = 1 << 16) -> int:
     """The smallest training-set size ``m`` whose mean test error is at most ``target_error``.
 
     Parameters
@@ -1059,6 +1064,7 @@ def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test:
     noisy, so the answer is a size where the curve crosses the target, within its noise). Returns the
     upper end of the final bracket.
     """
+    seed = resolve_seed(seed, "generative.samples_to_reach")
     if not callable(sampler):
         raise TypeError(f"sampler must be callable, got {sampler!r}")
     if not isinstance(target_error, int | float) or not 0 < target_error < 1:
@@ -1118,7 +1124,8 @@ def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test:
 # ----------------------------------------------------------------------------------------------------
 
 @_single_threaded
-def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0) -> dict:
+def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float = 0.01,
+                              seed: int | None = None) -> dict:
     """Features of a small network pretrained on half of scikit-learn's digits, for the other half.
 
     The 1797 images (64 pixels scaled to [0, 1], 10 classes) are split at random into two halves. A
@@ -1130,6 +1137,7 @@ def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float =
     Returns ``{"features": [M, hidden], "labels": [M], "pretrain_accuracy": float,
     "transfer_accuracy": float}`` (the network's own accuracy on the second half).
     """
+    seed = resolve_seed(seed, "generative.pretrained_digit_features")
     from sklearn.datasets import load_digits
 
     hidden, steps = _count("hidden", hidden), _count("steps", steps)

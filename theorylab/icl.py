@@ -23,7 +23,7 @@ import torch
 
 from .kernels import lsa_moments
 from .linalg import covariance_with_spectrum, relative_error  # noqa: F401 -- part of icl's API
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 from .training import train
 
 RESPONSES = ("linear", "relu")
@@ -215,8 +215,9 @@ class LinearSelfAttention(torch.nn.Module):
         Seed of the initialisation.
     """
 
-    def __init__(self, d: int, *, mask_query: bool = True, init_scale: float = 0.1, seed: int = 0,
+    def __init__(self, d: int, *, mask_query: bool = True, init_scale: float = 0.1, seed: int | None = None,
                  dtype: torch.dtype = torch.float32):
+        seed = resolve_seed(seed, "icl.LinearSelfAttention")
         super().__init__()
         if not isinstance(d, int) or isinstance(d, bool) or d < 1:
             raise ValueError(f"d must be a positive integer, got {d!r}")
@@ -265,7 +266,7 @@ class LinearSelfAttention(torch.nn.Module):
 
 
 def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None, weight_cov=None,
-              response: str = "linear", lr: float = 0.02, mask_query: bool = True, seed: int = 0,
+              response: str = "linear", lr: float = 0.02, mask_query: bool = True, seed: int | None = None,
               device=None, progress: bool = True) -> LinearSelfAttention:
     """Train a :class:`LinearSelfAttention` on fresh prompts each step (online, so it minimises the
     population risk); Adam with a cosine-decayed learning rate, float32.
@@ -273,6 +274,7 @@ def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None,
     ``steps`` and ``batch`` are positive integers; the other arguments are as in :func:`sample_prompts`.
     Returns the trained layer (on ``device``).
     """
+    seed = resolve_seed(seed, "icl.train_lsa")
     _check_nd_sigma(n, d, sigma)
     for name, value in (("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -345,7 +347,8 @@ def _standard_error(per_chunk: torch.Tensor) -> float:
 
 def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelfAttention | None = None,
                   prompts: int, chunks: int = 32, response: str = "linear", cov=None,
-                  weight_cov=None, seed: int = 0, device=None, backend: str = "auto") -> StreamedRisk:
+                  weight_cov=None,
+                  seed: int | None = None, device=None, backend: str = "auto") -> StreamedRisk:
     """Stream ``prompts`` fresh prompts in ``chunks`` chunks through
     :func:`theorylab.kernels.lsa_moments` and return their moments.
 
@@ -355,6 +358,7 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     The same ``seed`` and ``chunks`` give the same prompts, so two predictors can be compared on
     identical data.
     """
+    seed = resolve_seed(seed, "icl.streamed_risk")
     _check_nd_sigma(n, d, sigma)
     if (gamma is None) == (layer is None):
         raise ValueError("give exactly one of gamma and layer")
@@ -378,10 +382,12 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     return StreamedRisk(torch.stack(rows), torch.tensor(sizes, dtype=torch.float64))
 
 
-def streamed_ridge_risk(n: int, d: int, sigma: float, *, prompts: int, chunks: int = 32, seed: int = 0,
+def streamed_ridge_risk(n: int, d: int, sigma: float, *, prompts: int, chunks: int = 32,
+                        seed: int | None = None,
                         device=None) -> tuple[float, float]:
     """Monte Carlo risk of ridge regression (:func:`ridge_predict`) over ``prompts`` isotropic prompts,
     drawn in ``chunks`` chunks to bound memory; returns the risk and its standard error."""
+    seed = resolve_seed(seed, "icl.streamed_ridge_risk")
     _check_nd_sigma(n, d, sigma)
     device = torch.device(device) if device is not None else torch.device("cpu")
     dtype = torch.float32  # moments are accumulated in float64; sampling in float64 is 5x slower
@@ -423,9 +429,10 @@ def mc_risk(prediction: torch.Tensor, target: torch.Tensor) -> tuple[float, floa
     return sq.mean().item(), (sq.std() / math.sqrt(len(sq))).item()
 
 
-def random_covariance(d: int, condition: float, *, seed: int = 0) -> torch.Tensor:
+def random_covariance(d: int, condition: float, *, seed: int | None = None) -> torch.Tensor:
     """A covariance [d, d] (float64) with eigenvalues spread geometrically from 1/√condition to
     √condition, in a random orthonormal basis (so determinant 1 and no preferred axes)."""
+    seed = resolve_seed(seed, "icl.random_covariance")
     if not isinstance(d, int) or d < 1:
         raise ValueError(f"d must be a positive integer, got {d!r}")
     if not condition >= 1:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy.integrate import quad, solve_ivp
 
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 
 OBJECTIVES = ("jepa", "mae")
 
@@ -243,10 +243,11 @@ def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
 
 
 def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: float, steps: int,
-                     seed: int = 0, init_noise: float = 0.0, record_every: int = 1) -> Run:
+                     seed: int | None = None, init_noise: float = 0.0, record_every: int = 1) -> Run:
     """Gradient descent on the population loss with full ``d×d`` matrices for every layer and the
     predictor, ``E[x xᵀ] = diag(λ/ρ)``, ``E[x yᵀ] = diag(λ)``; start ``ε^{1/L} I`` plus, off the diagonal,
     ``init_noise · ε^{1/L}`` times a seeded Gaussian (the diagonal stays balanced). Time is ``lr × step``."""
+    seed = resolve_seed(seed, "jepa.train_population")
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     lam, rho = _features(lam, rho)
     Cxx, Cxy = torch.diag(lam / rho), torch.diag(lam)
@@ -255,10 +256,11 @@ def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: fl
                 record_every=record_every)
 
 
-def sample_views(n_samples: int, lam, rho, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_views(n_samples: int, lam, rho, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two views of a latent signal: ``x_i = s_i + n_i``, ``y_i = s_i + n'_i`` with ``s_i ~ N(0, λ_i)`` and
     independent noises of variance ``λ_i (1/ρ_i − 1)``, so ``E[x_i y_i] = λ_i`` and ``λ_i / E[x_i²] = ρ_i``
     (``0 < ρ ≤ 1``). Returns ``x, y`` [n_samples, d]."""
+    seed = resolve_seed(seed, "jepa.sample_views")
     lam, rho = _features(lam, rho)
     if not bool((rho <= 1).all()):
         raise ValueError(f"rho must lie in (0, 1] for two noisy views of one signal, got {rho.tolist()}")
@@ -273,9 +275,10 @@ def sample_views(n_samples: int, lam, rho, *, seed: int = 0) -> tuple[torch.Tens
 
 
 def train_samples(objective: str, x: torch.Tensor, y: torch.Tensor, *, depth: int, eps: float, lr: float,
-                  steps: int, batch: int, seed: int = 0, record_every: int = 1) -> Run:
+                  steps: int, batch: int, seed: int | None = None, record_every: int = 1) -> Run:
     """Mini-batch SGD on the empirical loss of the samples ``x, y`` [n, d] (batches drawn with
     replacement), same start and recording as :func:`train_population`."""
+    seed = resolve_seed(seed, "jepa.train_samples")
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"x and y must be [n, d] of one shape, got {list(x.shape)} and {list(y.shape)}")

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import torch
 
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 
 
-def random_orthonormal(dim: int, k: int, *, seed: int = 0) -> torch.Tensor:
+def random_orthonormal(dim: int, k: int, *, seed: int | None = None) -> torch.Tensor:
     """``k`` random orthonormal columns in ``R^dim`` [dim, k] (Haar-distributed up to signs)."""
+    seed = resolve_seed(seed, "linalg.random_orthonormal")
     if not isinstance(dim, int) or not isinstance(k, int) or not 1 <= k <= dim:
         raise ValueError(f"need integers 1 ≤ k ≤ dim, got dim={dim!r}, k={k!r}")
     Q, _ = torch.linalg.qr(torch.randn(dim, k, generator=make_generator(seed), dtype=torch.float64))
     return Q
 
 
-def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *, seed: int = 0):
+def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *, seed: int | None = None):
     """A matrix [out, in] with the given singular values and random singular vectors; returns
     ``(A, left, right)`` with ``A = left · diag(s) · rightᵀ``."""
+    seed = resolve_seed(seed, "linalg.matrix_with_spectrum")
     s = torch.as_tensor(singular_values, dtype=torch.float64)
     if s.ndim != 1 or not 1 <= len(s) <= min(out_features, in_features):
         raise ValueError(f"singular_values must be a vector of length 1..{min(out_features, in_features)}, "
@@ -28,9 +30,10 @@ def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *
     return (left * s) @ right.T, left, right
 
 
-def covariance_with_spectrum(eigenvalues, *, seed: int = 0):
+def covariance_with_spectrum(eigenvalues, *, seed: int | None = None):
     """A covariance ``Q diag(λ) Qᵀ`` [d, d] with the given (non-negative) eigenvalues in a random
     orthonormal basis; returns ``(Σ, Q)``, the columns of ``Q`` in the order of ``eigenvalues``."""
+    seed = resolve_seed(seed, "linalg.covariance_with_spectrum")
     lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
     if lam.ndim != 1 or len(lam) < 1 or (lam < 0).any():
         raise ValueError(f"eigenvalues must be a non-empty vector of non-negative numbers, got {lam}")

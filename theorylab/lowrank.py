@@ -16,7 +16,7 @@ import torch
 
 from .kernels import ordered_lowrank
 from .linalg import covariance_with_spectrum, matrix_with_spectrum, psd_sqrt, relative_error
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 from .training import train
 
 
@@ -49,7 +49,8 @@ class OrderedLowRankLinear(torch.nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, rank: int | None = None, *, bias: bool = False,
-                 seed: int = 0, init_scale: float = 0.1, dtype: torch.dtype = torch.float64):
+                 seed: int | None = None, init_scale: float = 0.1, dtype: torch.dtype = torch.float64):
+        seed = resolve_seed(seed, "lowrank.OrderedLowRankLinear")
         super().__init__()
         _check_int("in_features", in_features, 1)
         _check_int("out_features", out_features, 1)
@@ -121,7 +122,8 @@ def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) ->
     return tails(layer.U).sum() + tails(layer.V).sum()
 
 
-def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: float = 0.0, seed: int = 0,
+def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: float = 0.0,
+                seed: int | None = None,
                 rank: int | None = None, cov=None, progress: bool = True) -> OrderedLowRankLinear:
     """Fit an :class:`OrderedLowRankLinear` to the linear map ``A`` [out, in] (float64, Adam with cosine
     decay) on the population loss for inputs of covariance ``cov`` (isotropic when None).
@@ -130,6 +132,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     ``ordered=False`` is plain training of the full product. ``group_lasso`` > 0 adds that multiple of
     :func:`hierarchical_group_lasso`. A linear autoencoder (PCA) is ``fit_ordered(I, cov=Σ, rank=k)``.
     """
+    seed = resolve_seed(seed, "lowrank.fit_ordered")
     A = torch.as_tensor(A, dtype=torch.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D matrix [out, in], got shape {list(A.shape)}")
@@ -204,9 +207,10 @@ def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch
 
 
 def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: int, batch: int, lr: float,
-                        seed: int = 0, progress: bool = True) -> torch.Tensor:
+                        seed: int | None = None, progress: bool = True) -> torch.Tensor:
     """Train ``layer`` on samples: ``x ~ N(0, I)``, ``y = A x``, one rank ``b_s`` per sample, loss
     ``mean_s ‖y_s − W_{b_s} x_s‖² / ‖A‖_F²``, through the per-sample-rank kernel. Returns the losses."""
+    seed = resolve_seed(seed, "lowrank.ordered_dropout_sgd")
     _check_int("steps", steps, 1)
     _check_int("batch", batch, 1)
     device, dtype = layer.U.device, layer.U.dtype

@@ -1,30 +1,81 @@
-"""Randomness: every sampling function takes a seed or a ``torch.Generator``; same seed, same numbers."""
+"""Randomness: one seed knob, named streams, and generators; same seed, same numbers.
+
+Every random draw of the book derives from one integer, ``THEORYLAB_SEED`` (default 0). A chapter
+never writes a literal seed: it asks for a *named stream*::
+
+    X, y = sample_views(1000, lam, rho, seed=seed("jepa-views"))
+
+:func:`seed` hashes the base seed and the name into a 31-bit integer, so streams with different names
+are independent, the same name gives the same numbers, and changing ``THEORYLAB_SEED`` changes every
+stream at once. Library functions take ``seed`` (an int or a ``torch.Generator``); ``None`` means the
+stream named after the function, derived from ``THEORYLAB_SEED`` like any other.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 
 import numpy as np
 import torch
 
+__all__ = ["base_seed", "seed", "make_generator", "resolve_seed", "seed_everything"]
 
-def make_generator(seed: int | torch.Generator | None = 0, device="cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (an existing generator is returned as is)."""
+_MAX_SEED = 2**31 - 1
+
+
+def base_seed() -> int:
+    """The value of ``THEORYLAB_SEED`` (a non-negative integer, default 0)."""
+    text = os.environ.get("THEORYLAB_SEED", "0").strip() or "0"
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"THEORYLAB_SEED must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"THEORYLAB_SEED must be a non-negative integer, got {text!r}")
+    return value
+
+
+def seed(name: str) -> int:
+    """The seed of the stream called ``name``, derived from ``THEORYLAB_SEED`` (an int in [0, 2³¹)).
+
+    Names are free text (``"icl-trained"``, ``"stability-sgd[B=4]"``); two names give independent
+    streams, and one name gives the same seed until ``THEORYLAB_SEED`` changes.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty string naming the random stream, got {name!r}")
+    digest = hashlib.sha256(f"{base_seed()}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % _MAX_SEED
+
+
+def resolve_seed(value: int | None, name: str) -> int:
+    """``value`` checked as a seed (an int ≥ 0, numpy integers too), or :func:`seed` of ``name`` when
+    ``value`` is ``None``."""
+    if value is None:
+        return seed(name)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"seed must be non-negative, got {value}")
+    return int(value)
+
+
+def make_generator(seed: int | torch.Generator | None = None, device="cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (an existing generator is returned as is;
+    ``None`` gives the stream ``"default"`` of ``THEORYLAB_SEED``)."""
     if isinstance(seed, torch.Generator):
         return seed
-    if seed is None:
-        seed = 0
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+    value = resolve_seed(seed, "default")
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
+    gen.manual_seed(value)
     return gen
 
 
-def seed_everything(seed: int = 0) -> None:
-    """Seed Python's, NumPy's and torch's global generators (for code that uses them implicitly)."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 -- seeding the legacy global generator is the point
-    torch.manual_seed(seed)
+def seed_everything(seed: int | None = None) -> None:
+    """Seed Python's, NumPy's and torch's global generators (for code that uses them implicitly);
+    ``None`` uses the stream ``"global"`` of ``THEORYLAB_SEED``."""
+    value = resolve_seed(seed, "global")
+    random.seed(value)
+    np.random.seed(value)  # noqa: NPY002 -- seeding the legacy global generator is the point
+    torch.manual_seed(value)

@@ -29,7 +29,7 @@ import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
-from .seeding import make_generator
+from .seeding import make_generator, resolve_seed
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
            "train", "train_many", "per_sample_gradients", "gauss_newton_trace", "gauss_newton_matvec",
@@ -94,7 +94,9 @@ class DiagonalLinearNetwork(torch.nn.Module):
     a, b : Parameter [d]
     """
 
-    def __init__(self, d: int, *, init_scale: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float64):
+    def __init__(self, d: int, *, init_scale: float = 1.0,
+                 seed: int | None = None, dtype: torch.dtype = torch.float64):
+        seed = resolve_seed(seed, "stability.DiagonalLinearNetwork")
         super().__init__()
         self.d = _check_int("d", d, 1)
         init_scale = _check_positive("init_scale", init_scale)
@@ -167,8 +169,9 @@ class TwoLayerReLU(torch.nn.Module):
     v : Parameter [m]
     """
 
-    def __init__(self, d: int, width: int, *, init_scale: float = 1.0, seed: int = 0,
+    def __init__(self, d: int, width: int, *, init_scale: float = 1.0, seed: int | None = None,
                  dtype: torch.dtype = torch.float64):
+        seed = resolve_seed(seed, "stability.TwoLayerReLU")
         super().__init__()
         self.d = _check_int("d", d, 1)
         self.width = _check_int("width", width, 1)
@@ -234,7 +237,7 @@ def parameter_count(model) -> int:
 # Data
 # ----------------------------------------------------------------------------------------------
 
-def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, seed: int = 0,
+def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, seed: int | None = None,
                       dtype: torch.dtype = torch.float64):
     """Noiseless sparse linear regression: ``x ~ N(0, I_d)``, ``y = ⟨β*, x⟩`` with ``β*`` equal to 1 on
     its first ``sparsity`` coordinates and 0 elsewhere.
@@ -243,6 +246,7 @@ def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, 
     -------
     X [n, d], y [n], X_test [n_test, d], y_test [n_test], beta_star [d]
     """
+    seed = resolve_seed(seed, "stability.sparse_regression")
     n, d = _check_int("n", n, 1), _check_int("d", d, 1)
     sparsity = _check_int("sparsity", sparsity, 1, d)
     n_test = _check_int("n_test", n_test, 1)
@@ -254,7 +258,7 @@ def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, 
     return X, X @ beta, X_test, X_test @ beta, beta
 
 
-def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: int = 0,
+def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: int | None = None,
                  dtype: torch.dtype = torch.float64):
     """Data from a small ReLU teacher: ``x`` uniform on the sphere of radius ``√d`` and
     ``y = Σ_{j ≤ neurons} relu(w*_j · x)`` with unit-norm random ``w*_j``.
@@ -263,6 +267,7 @@ def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: 
     -------
     X [n, d], y [n], X_test [n_test, d], y_test [n_test], W_star [neurons, d]
     """
+    seed = resolve_seed(seed, "stability.relu_teacher")
     n, d = _check_int("n", n, 1), _check_int("d", d, 1)
     neurons = _check_int("neurons", neurons, 1)
     n_test = _check_int("n_test", n_test, 1)
@@ -308,7 +313,8 @@ def _per_model(name: str, value, count: int) -> list:
     return [value] * count
 
 
-def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int, steps: int, seed: int = 0,
+def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int, steps: int,
+          seed: int | None = None,
           clip: float | None = 10.0, record_every: int | None = None,
           monitor: Callable | None = None):
     """Train ``model`` in place by SGD on ``(1/2n) Σ (f(x_i) − y_i)²`` and return it.
@@ -341,11 +347,12 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
     steps), ``final_loss_`` (the last of them), ``last_clipped_step_`` (the last step at which
     clipping was active, -1 if never), ``lr_``, ``batch_size_``.
     """
+    seed = resolve_seed(seed, "stability.train")
     return train_many([model], X, y, lr=lr, batch_size=batch_size, steps=steps, seed=seed, clip=clip,
                       record_every=record_every, monitor=monitor)[0]
 
 
-def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, steps: int, seed=0,
+def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, steps: int, seed=None,
                clip: float | None = 10.0, record_every: int | None = None,
                monitor: Callable | None = None) -> list:
     """:func:`train` for several models of one class and shape at once, vectorised over models.
@@ -357,6 +364,8 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
 
     Returns the list of trained models (the same objects).
     """
+    if seed is None:
+        seed = resolve_seed(None, "stability.train_many")
     models = list(models)
     if not models:
         raise ValueError("models must hold at least one model")
@@ -540,7 +549,8 @@ def _lanczos_max(matvec, p: int, iters: int, *, seed: int, dtype, device) -> flo
     return torch.linalg.eigvalsh(T)[-1].item()
 
 
-def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", iters: int = 100, seed: int = 0,
+def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", iters: int = 100,
+                            seed: int | None = None,
                             backend: str = "auto") -> float:
     """Largest eigenvalue of ``H = (1/n) Σ_i g_i g_iᵀ``.
 
@@ -556,6 +566,7 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
         it is the largest Ritz value, a lower bound on λ_max (compare two values of ``iters`` to see
         whether it has converged).
     """
+    seed = resolve_seed(seed, "stability.gauss_newton_lambda_max")
     _check_model(model)
     _check_data(model, X)
     if method not in ("auto", "exact", "lanczos"):
@@ -676,7 +687,8 @@ def _range_coordinates(model, X, rank_tol):
 
 
 def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 4000, chains: int = 32,
-                       burn_in: int = 4000, windows: int = 1, seed=0, rank_tol: float = 1e-7) -> np.ndarray:
+                       burn_in: int = 4000, windows: int = 1, seed=None, rank_tol: float = 1e-7,
+                       ) -> np.ndarray:
     """Top Lyapunov exponent of linearised SGD at each model's parameters, by simulation, per chain.
 
     For each model, runs ``e ← (I − η H_B) e`` (``H_B`` as in :func:`mean_square_radius`, indices with
@@ -709,6 +721,8 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
     ndarray [len(models), windows, chains]: the growth rate per step of every chain in every window.
     Their mean over chains estimates the exponent; their spread / √chains is its standard error.
     """
+    if seed is None:
+        seed = resolve_seed(None, "stability.lyapunov_exponents")
     models = list(models)
     if not models:
         raise ValueError("models must hold at least one model")
@@ -773,7 +787,7 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
 
 
 def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, steps: int = 4000,
-                      chains: int = 32, burn_in: int = 4000, seed: int = 0, rank_tol: float = 1e-7):
+                      chains: int = 32, burn_in: int = 4000, seed: int | None = None, rank_tol: float = 1e-7):
     """Top Lyapunov exponent of linearised SGD at ``model``'s parameters: :func:`lyapunov_exponents`
     for one model and one window.
 
@@ -781,6 +795,7 @@ def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, ste
     -------
     (mean, standard_error) : floats, per step; the error is the spread between chains / √chains.
     """
+    seed = resolve_seed(seed, "stability.lyapunov_exponent")
     per_chain = lyapunov_exponents([model], X, lr=lr, batch_size=batch_size, steps=steps, chains=chains,
                                    burn_in=burn_in, seed=seed, rank_tol=rank_tol)[0, 0]
     return float(per_chain.mean()), float(per_chain.std(ddof=1) / math.sqrt(chains))

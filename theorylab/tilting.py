@@ -27,6 +27,7 @@ import torch
 
 from . import config
 from .kernels import classifier_stats
+from .seeding import resolve_seed
 
 __all__ = [
     "nearest_centroid_normal", "nearest_centroid_classifier", "deviation_angle", "signed_distance",
@@ -237,7 +238,7 @@ def replicate_pixels(X, k: int, shape: tuple[int, int] = (8, 8)) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 
 def plane_data(n: int, dim: int = 100, *, separation: float = 4.1, noise: float = 0.0,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two Gaussian classes on a random 2-D affine plane of ``R^dim``.
 
     In plane coordinates the classes are ``N((∓separation/2, 0), I₂)`` (``n`` points each, labels −1
@@ -249,6 +250,7 @@ def plane_data(n: int, dim: int = 100, *, separation: float = 4.1, noise: float 
     -------
     X [2n, dim], y [2n], normal [dim]: a unit vector orthogonal to the plane.
     """
+    seed = resolve_seed(seed, "tilting.plane_data")
     if not isinstance(n, int) or n < 1 or not isinstance(dim, int) or dim < 3:
         raise ValueError(f"need integers n ≥ 1 and dim ≥ 3, got n={n!r}, dim={dim!r}")
     if not separation > 0 or not noise >= 0:
@@ -266,9 +268,10 @@ def plane_data(n: int, dim: int = 100, *, separation: float = 4.1, noise: float 
     return X, y, rest[:, 0].copy()
 
 
-def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def digits_split(seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's digits (1797 images, 8×8), pixels scaled to [0, 1], split 50/50 stratified by
     class: ``X_train [n, 64], classes_train [n], X_test, classes_test``."""
+    seed = resolve_seed(seed, "tilting.digits_split")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -294,8 +297,9 @@ def digit_pair(X, classes, negative: int, positive: int) -> tuple[np.ndarray, np
     return X[keep], np.where(classes[keep] == positive, 1.0, -1.0)
 
 
-def flip_labels(y, fraction: float, seed: int = 0) -> np.ndarray:
+def flip_labels(y, fraction: float, seed: int | None = None) -> np.ndarray:
     """A copy of ``y`` with ``round(fraction·n)`` labels, chosen at random, flipped."""
+    seed = resolve_seed(seed, "tilting.flip_labels")
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of labels, got shape {list(y.shape)}")
