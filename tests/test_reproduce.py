@@ -73,7 +73,8 @@ def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
     out = tmp_path / "out"
     assert reproduce.main(["--book", str(book), "--out", str(out), "--seeds", "0-3"]) == 1
     captured = capsys.readouterr()
-    rows = {line.split()[1]: line.split() for line in captured.out.splitlines() if line.startswith("01-seeded")}
+    lines = [line.split() for line in captured.out.splitlines() if line.startswith("01-seeded")]
+    rows = {cells[1]: cells for cells in lines}
     assert rows["demo.even"][3:] == ["2/4", "1,3"]
     assert rows["demo.stream"][3:] == ["4/4"]
     assert (out / "seed-3" / "reproduce-report.json").exists()
