@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
+import triton
+from triton.runtime.interpreter import InterpretedFunction
 
 BACKENDS = ("auto", "triton", "torch")
 
 
+@triton.jit
+def _probe(x_ptr):
+    pass
+
+
 def interpreter_on() -> bool:
-    """True when Triton's CPU interpreter is enabled (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0", "false", "False")
+    """True when the kernels were built for Triton's CPU interpreter.
+
+    Triton reads ``TRITON_INTERPRET`` once, when ``@triton.jit`` decorates a kernel (with its own
+    truthiness: ``1``/``true``/``on``…), so this asks Triton how a kernel of this package was actually
+    built instead of re-reading the variable.
+    """
+    return isinstance(_probe, InterpretedFunction)
 
 
 def use_triton(tensor: torch.Tensor, backend: str = "auto") -> bool:

@@ -13,6 +13,7 @@ from theorylab.widgets import explore
 
 
 def test_scale_default_full_and_invalid(monkeypatch):
+    monkeypatch.setattr(config, "_warned_full_on_cpu", True)
     monkeypatch.delenv("THEORYLAB_SCALE", raising=False)
     assert config.scale() == "small" and config.at_scale(1, 2) == 1
     monkeypatch.setenv("THEORYLAB_SCALE", "FULL")
@@ -22,9 +23,31 @@ def test_scale_default_full_and_invalid(monkeypatch):
         config.scale()
 
 
-def test_device_is_cpu_without_gpu():
+def test_device_is_cpu_without_gpu(monkeypatch):
+    monkeypatch.delenv("THEORYLAB_DEVICE", raising=False)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert config.device().type == expected
+
+
+def test_device_variable(monkeypatch):
+    monkeypatch.setenv("THEORYLAB_DEVICE", "cpu")
+    assert config.device().type == "cpu"
+    monkeypatch.setenv("THEORYLAB_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="THEORYLAB_DEVICE.*'tpu'"):
+        config.device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("THEORYLAB_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            config.device()
+
+
+def test_full_scale_on_a_cpu_warns(monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    monkeypatch.setattr(config, "_warned_full_on_cpu", False)
+    monkeypatch.setenv("THEORYLAB_SCALE", "full")
+    with pytest.warns(RuntimeWarning, match="without a GPU"):
+        config.scale()
 
 
 def test_generator_same_seed_same_numbers():
@@ -132,3 +155,9 @@ def test_show_progress_follows_the_environment(monkeypatch, value, shown):
     else:
         monkeypatch.setenv("THEORYLAB_PROGRESS", value)
     assert config.show_progress() is shown
+
+
+def test_show_progress_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("THEORYLAB_PROGRESS", "garbage")
+    with pytest.raises(ValueError, match="THEORYLAB_PROGRESS.*'garbage'"):
+        config.show_progress()

@@ -5,6 +5,7 @@ tile shows. The kernel computes in float32; the reference runs in float64 on the
 """
 
 import math
+import os
 
 import pytest
 import torch
@@ -183,3 +184,19 @@ def test_feature_half_times_validates():
         feature_half_times(lam, torch.ones(2), lam, depth=1, eps=0.1)
     with pytest.raises(ValueError, match="eps"):
         feature_half_times(lam, lam, lam, depth=1, eps=1.5)
+
+
+def test_interpreter_detection_agrees_with_triton(tmp_path):
+    """``interpreter_on`` asks Triton how the kernels were built, so any spelling Triton reads as true
+    or false gives the same answer in both (it used to re-parse TRITON_INTERPRET its own way)."""
+    import subprocess
+    import sys
+    code = ("from theorylab.kernels import interpreter_on, dispatch\n"
+            "from triton.runtime.interpreter import InterpretedFunction\n"
+            "print(interpreter_on(), isinstance(dispatch._probe, InterpretedFunction))")
+    for value in ("1", "true", "on", "0", "no", "off", "FALSE", "2"):
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        env["TRITON_INTERPRET"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             cwd=tmp_path, check=True).stdout.split()
+        assert out[0] == out[1], (value, out)

@@ -28,3 +28,30 @@ def test_covariance_with_spectrum_and_sqrt():
 
 def test_relative_error():
     assert linalg.relative_error(torch.tensor([1.1, 0.0]), torch.tensor([1.0, 0.0])) == pytest.approx(0.1)
+
+
+def test_relative_error_refuses_broadcasting_and_zero_targets():
+    with pytest.raises(ValueError, match="same shape.*\\[3, 1\\] and \\[3\\]"):
+        linalg.relative_error(torch.ones(3, 1), torch.ones(3))
+    with pytest.raises(ValueError, match="target must not be zero"):
+        linalg.relative_error(torch.ones(3), torch.zeros(3))
+
+
+@pytest.mark.parametrize("values, error, match", [
+    ([1.0, float("nan")], ValueError, "finite"), ([1.0, float("inf")], ValueError, "finite"),
+    ([1.0, -2.0], ValueError, "non-negative"), ("abc", TypeError, "array of numbers"),
+])
+def test_spectra_must_be_finite_and_non_negative(values, error, match):
+    with pytest.raises(error, match=match):
+        linalg.covariance_with_spectrum(values)
+    with pytest.raises(error, match=match):
+        linalg.matrix_with_spectrum(3, 3, values)
+
+
+def test_sizes_accept_numpy_integers_and_name_bad_ones():
+    import numpy as np
+    assert linalg.random_orthonormal(np.int64(4), np.int32(2)).shape == (4, 2)
+    with pytest.raises(TypeError, match="dim must be an integer"):
+        linalg.random_orthonormal(4.0, 2)
+    with pytest.raises(ValueError, match="k must be an integer in \\[1, 4\\]"):
+        linalg.random_orthonormal(4, 5)

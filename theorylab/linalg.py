@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 
 from .seeding import make_generator, resolve_seed
+from .utils.validation import check_int, check_same_shape, check_tensor
 
 
 def random_orthonormal(dim: int, k: int, *, seed: int | None = None) -> torch.Tensor:
     """``k`` random orthonormal columns in ``R^dim`` [dim, k] (Haar-distributed up to signs)."""
     seed = resolve_seed(seed, "linalg.random_orthonormal")
-    if not isinstance(dim, int) or not isinstance(k, int) or not 1 <= k <= dim:
-        raise ValueError(f"need integers 1 ≤ k ≤ dim, got dim={dim!r}, k={k!r}")
+    dim = check_int("dim", dim, low=1)
+    k = check_int("k", k, low=1, high=dim)
     Q, _ = torch.linalg.qr(torch.randn(dim, k, generator=make_generator(seed), dtype=torch.float64))
     return Q
 
@@ -20,8 +21,10 @@ def matrix_with_spectrum(out_features: int, in_features: int, singular_values, *
     """A matrix [out, in] with the given singular values and random singular vectors; returns
     ``(A, left, right)`` with ``A = left · diag(s) · rightᵀ``."""
     seed = resolve_seed(seed, "linalg.matrix_with_spectrum")
-    s = torch.as_tensor(singular_values, dtype=torch.float64)
-    if s.ndim != 1 or not 1 <= len(s) <= min(out_features, in_features):
+    out_features = check_int("out_features", out_features, low=1)
+    in_features = check_int("in_features", in_features, low=1)
+    s = check_tensor("singular_values", singular_values, ndim=1, dtype=torch.float64, nonnegative=True)
+    if not 1 <= len(s) <= min(out_features, in_features):
         raise ValueError(f"singular_values must be a vector of length 1..{min(out_features, in_features)}, "
                          f"got shape {list(s.shape)}")
     gen = make_generator(seed)
@@ -34,9 +37,7 @@ def covariance_with_spectrum(eigenvalues, *, seed: int | None = None):
     """A covariance ``Q diag(λ) Qᵀ`` [d, d] with the given (non-negative) eigenvalues in a random
     orthonormal basis; returns ``(Σ, Q)``, the columns of ``Q`` in the order of ``eigenvalues``."""
     seed = resolve_seed(seed, "linalg.covariance_with_spectrum")
-    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
-    if lam.ndim != 1 or len(lam) < 1 or (lam < 0).any():
-        raise ValueError(f"eigenvalues must be a non-empty vector of non-negative numbers, got {lam}")
+    lam = check_tensor("eigenvalues", eigenvalues, ndim=1, dtype=torch.float64, nonnegative=True)
     Q = random_orthonormal(len(lam), len(lam), seed=seed)
     return (Q * lam) @ Q.T, Q
 
@@ -44,8 +45,8 @@ def covariance_with_spectrum(eigenvalues, *, seed: int | None = None):
 def psd_sqrt(cov, *, name: str = "cov") -> torch.Tensor:
     """Symmetric square root of a positive semi-definite matrix (a covariance may be singular, e.g.
     pixels that never vary); ``name`` labels the argument in error messages."""
-    cov = torch.as_tensor(cov, dtype=torch.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+    cov = check_tensor(name, cov, ndim=2, dtype=torch.float64)
+    if cov.shape[0] != cov.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {list(cov.shape)}")
     if not torch.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
         raise ValueError(f"{name} must be symmetric")
@@ -56,7 +57,12 @@ def psd_sqrt(cov, *, name: str = "cov") -> torch.Tensor:
 
 
 def relative_error(estimate, target) -> float:
-    """``‖estimate − target‖_F / ‖target‖_F``."""
-    estimate = torch.as_tensor(estimate, dtype=torch.float64)
-    target = torch.as_tensor(target, dtype=torch.float64)
-    return ((estimate - target).norm() / target.norm()).item()
+    """``‖estimate − target‖_F / ‖target‖_F`` for two arrays of the same shape (no broadcasting); a zero
+    ``target`` is an error, since the relative error is then undefined."""
+    estimate = check_tensor("estimate", estimate, dtype=torch.float64)
+    target = check_tensor("target", target, dtype=torch.float64)
+    check_same_shape("estimate", estimate, "target", target)
+    norm = target.norm()
+    if norm == 0:
+        raise ValueError("target must not be zero: the relative error is undefined")
+    return ((estimate - target).norm() / norm).item()

@@ -1,0 +1,1 @@
+"""Shared helpers for every topic module: input validation (one vocabulary of errors)."""
