@@ -26,6 +26,7 @@ MINI = MYST_HEADER + textwrap.dedent('''\
     # Mini
 
     ```{code-cell} ipython3
+    from theorylab.answers import collect
     base = 10
     ```
 
@@ -49,13 +50,17 @@ MINI = MYST_HEADER + textwrap.dedent('''\
     ```{code-cell} ipython3
     :tags: [exercise-test, exercise=ex-add, points=1]
 
-    assert add(1, 2) == 3
+    answers = collect(three=add(1, 2))
+    # -- check
+    assert answers["three"] == 3, "add(1, 2) should be 3"
     ```
 
     ```{code-cell} ipython3
     :tags: [exercise-hidden-test, exercise=ex-add, points=2]
 
-    assert add(base, -4) == 6
+    answers = collect(six=add(base, -4))
+    # -- check
+    assert answers["six"] == 6, "add(10, -4) should be 6"
     ```
 
     ```{code-cell} ipython3
@@ -67,7 +72,9 @@ MINI = MYST_HEADER + textwrap.dedent('''\
     ```{code-cell} ipython3
     :tags: [exercise-test, exercise=ex-double, points=2]
 
-    assert answer == 20
+    answers = collect(answer=answer)
+    # -- check
+    assert answers["answer"] == 20, "twice the base is 20"
     ```
 
     ```{code-cell} ipython3
@@ -113,9 +120,9 @@ def test_release_writes_stubs_and_drops_hidden_tests(mini):
 
 def test_mini_grades(mini, tmp_path):
     book, out = mini
-    full = assignments.grade(out / "instructor" / "01-mini.ipynb", book=book)
+    full = assignments.grade(out / "instructor" / "01-mini.ipynb", book=book, chapter="01")
     assert (full.total, full.max_total) == (5, 5)
-    zero = assignments.grade(out / "student" / "01-mini.ipynb", book=book)
+    zero = assignments.grade(out / "student" / "01-mini.ipynb", book=book, chapter="01")
     assert zero.total == 0 and zero.cells_run == zero.cells_total
     assert all(q.points == 0 for q in zero.questions)
 
@@ -127,12 +134,12 @@ def test_errors_timeouts_and_untouched_files(mini, tmp_path):
     solution_cells(crashing)[0].source = "def add(a, b):\n    return a + b\nraise RuntimeError('oops')\n"
     path = write(crashing, tmp_path / "crash.ipynb")
     before = path.read_bytes()
-    report = assignments.grade(path, book=book)
+    report = assignments.grade(path, book=book, chapter="01")
     assert report.total == 5 and path.read_bytes() == before  # an error in a student cell is not fatal
 
     slow = copy.deepcopy(nb)
     solution_cells(slow)[1].source = "import time\ntime.sleep(30)\nanswer = 20\n"
-    report = assignments.grade(write(slow, tmp_path / "slow.ipynb"), book=book, timeout=2)
+    report = assignments.grade(write(slow, tmp_path / "slow.ipynb"), book=book, chapter="01", timeout=4)
     scores = {q.exercise: q.points for q in report.questions}
     assert scores == {"ex-add": 3, "ex-double": 0}
     assert any("time limit" in note for note in report.notes)
@@ -143,15 +150,15 @@ def test_tampered_and_deleted_tests_get_no_credit(mini, tmp_path):
     nb = nbformat.read(out / "instructor" / "01-mini.ipynb", 4)
     edited = copy.deepcopy(nb)
     for cell in code_cells(edited):
-        if cell.source.startswith("assert answer"):
+        if cell.source.startswith("answers = collect(answer="):
             cell.source = "assert True"
-    report = assignments.grade(write(edited, tmp_path / "edited.ipynb"), book=book)
+    report = assignments.grade(write(edited, tmp_path / "edited.ipynb"), book=book, chapter="01")
     by = {q.exercise: q for q in report.questions}
     assert by["ex-double"].points == 0 and "edited or deleted" in by["ex-double"].reason
     assert by["ex-add"].points == 3
     deleted = copy.deepcopy(nb)
-    deleted.cells = [c for c in deleted.cells if "add(1, 2)" not in c.source]
-    report = assignments.grade(write(deleted, tmp_path / "deleted.ipynb"), book=book)
+    deleted.cells = [c for c in deleted.cells if "add(1, 2))" not in c.source]
+    report = assignments.grade(write(deleted, tmp_path / "deleted.ipynb"), book=book, chapter="01")
     assert {q.exercise: q.points for q in report.questions} == {"ex-add": 0, "ex-double": 2}
 
 
@@ -161,8 +168,9 @@ def test_not_a_notebook(mini, tmp_path, capsys):
     (tmp_path / "broken.ipynb").write_text('{"cells": [')
     for name in ("essay.txt", "broken.ipynb", "missing.ipynb"):
         with pytest.raises(AssignmentError, match="not a readable Jupyter notebook|does not exist"):
-            assignments.grade(tmp_path / name, book=book)
-    assert cli.main(["assignments", "grade", str(tmp_path / "broken.ipynb"), "--book", str(book)]) == 2
+            assignments.grade(tmp_path / name, book=book, chapter="01")
+    assert cli.main(["assignments", "grade", str(tmp_path / "broken.ipynb"), "--book", str(book),
+                     "--chapter", "01"]) == 2
     assert "not a readable Jupyter notebook" in capsys.readouterr().err
 
 
@@ -172,9 +180,184 @@ def test_cli_release_and_grade_write_a_report(mini, tmp_path, capsys):
     assert cli.main(["assignments", "release", "--book", str(book), "--out", str(out)]) == 0
     report_path = tmp_path / "report.json"
     assert cli.main(["assignments", "grade", str(out / "instructor" / "01-mini.ipynb"), "--book", str(book),
-                     "--report", str(report_path)]) == 0
+                     "--chapter", "01", "--report", str(report_path)]) == 0
     assert json.loads(report_path.read_text())["total"] == 5
     assert "total 5 / 5" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------
+# A hostile student: each planted submission must get the score its real answers deserve
+# ---------------------------------------------------------------------------------------------------
+
+def attack(mini, tmp_path, add_source, answer_source="answer = base * 2\n", **grade_kwargs):
+    """Grade the instructor notebook with the two solution cells replaced; returns (report, path)."""
+    book, out = mini
+    nb = nbformat.read(out / "instructor" / "01-mini.ipynb", 4)
+    cells = solution_cells(nb)
+    cells[0].source, cells[1].source = textwrap.dedent(add_source), textwrap.dedent(answer_source)
+    path = write(nb, tmp_path / "attack.ipynb")
+    return assignments.grade(path, book=book, chapter="01", **grade_kwargs), path
+
+
+def scores(report):
+    return {q.exercise: q.points for q in report.questions}
+
+
+def test_a_hidden_check_that_kills_the_kernel_fails(mini, tmp_path):
+    report, _ = attack(mini, tmp_path, """\
+        import os
+        def add(a, b):
+            if a == 10:          # the hidden check's input
+                os._exit(0)
+            return a + b
+        """)
+    assert scores(report) == {"ex-add": 1, "ex-double": 0}, assignments.format_report(report)
+    hidden = report.questions[0].tests[1]
+    assert not hidden.passed and "kernel died during this check" in hidden.reason
+    assert "not run" in report.questions[1].tests[0].reason
+
+
+def test_a_hidden_check_that_never_ends_fails(mini, tmp_path):
+    report, _ = attack(mini, tmp_path, """\
+        import signal
+        def add(a, b):
+            if a == 10:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                while True:
+                    pass
+            return a + b
+        """, timeout=20, cell_timeout=5)
+    assert scores(report) == {"ex-add": 1, "ex-double": 0}, assignments.format_report(report)
+    assert "time limit" in report.questions[0].tests[1].reason
+
+
+def test_the_book_is_neither_readable_nor_writable_from_the_kernel(mini, tmp_path):
+    book, _ = mini
+    before = (book / "01-mini.md").read_bytes()
+    report, _ = attack(mini, tmp_path, """\
+        from pathlib import Path
+        # look for the chapter where the old grader ran the kernel: its folder, or a book/ near it
+        here = Path.cwd()
+        found = [p for folder in (here, *here.parents[:2]) for p in
+                 (*folder.glob("01-mini.md"), *folder.glob("book/01-mini.md"))]
+        for chapter in found:   # poison the hidden check for the next student
+            chapter.write_text(chapter.read_text().replace("== 6", "== 6 or True"))
+        def add(a, b):
+            return a + b if found else -1
+        """, answer_source="answer = 20 if found else 0\n")
+    assert (book / "01-mini.md").read_bytes() == before
+    assert scores(report) == {"ex-add": 0, "ex-double": 0}, assignments.format_report(report)
+
+
+def test_monkeypatches_exception_hooks_and_lying_values_change_nothing(mini, tmp_path):
+    report, _ = attack(mini, tmp_path, """\
+        import ast, builtins, math
+        import numpy as np
+        import torch
+        ip = get_ipython()
+        ip.set_custom_exc((BaseException,), lambda *args, **kwargs: None)   # swallow every error
+        class DropAsserts(ast.NodeTransformer):
+            def visit_Assert(self, node):
+                return ast.Pass()
+        ip.ast_transformers.append(DropAsserts())
+        builtins.abs = lambda x: 0.0
+        torch.allclose = lambda *args, **kwargs: True
+        np.allclose = lambda *args, **kwargs: True
+        math.isclose = lambda *args, **kwargs: True
+        class Liar(float):
+            def __eq__(self, other):
+                return True
+            __hash__ = float.__hash__
+        def add(a, b):
+            return Liar(a - b)          # a wrong answer that says it equals anything
+        """, answer_source="""\
+        class Says(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                return True
+        answer = torch.zeros(()).as_subclass(Says)
+        """)
+    assert scores(report) == {"ex-add": 0, "ex-double": 0}, assignments.format_report(report)
+
+
+def test_the_report_keeps_no_hidden_source_and_no_environment(mini, tmp_path, monkeypatch):
+    monkeypatch.setenv("THEORYLAB_GRADER_SECRET", "s3cr3t-token")
+    report, path = attack(mini, tmp_path, """\
+        import inspect, os
+        def add(a, b):
+            secret = os.environ.get("THEORYLAB_GRADER_SECRET", "absent")
+            frames = " ".join(str(f.code_context) for f in inspect.stack())
+            raise RuntimeError(f"{secret} {sorted(os.environ)} {frames} {In}")
+        """)
+    text = json.dumps(report.to_dict())
+    assert "s3cr3t" not in text and "add(base, -4)" not in text and "HOME" not in text
+    assert report.questions[0].tests[1].reason == "your code raised RuntimeError"
+    assert report.chapter_sha256 and report.grader_version.startswith("0.")
+
+
+def test_the_kernel_sees_only_whitelisted_variables(mini, tmp_path, monkeypatch):
+    monkeypatch.setenv("THEORYLAB_GRADER_SECRET", "s3cr3t-token")
+    report, _ = attack(mini, tmp_path, """\
+        import os
+        def add(a, b):
+            return a + b if "THEORYLAB_GRADER_SECRET" not in os.environ else -1
+        """)
+    assert scores(report)["ex-add"] == 3
+
+
+def test_a_symlink_at_the_report_path_is_replaced_not_followed(mini, tmp_path):
+    book, out = mini
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    report_path = tmp_path / "attack.grade.json"
+    report_path.symlink_to(victim)
+    assert cli.main(["assignments", "grade", str(out / "instructor" / "01-mini.ipynb"), "--book", str(book),
+                     "--chapter", "01", "--report", str(report_path)]) == 0
+    assert victim.read_text() == "precious"
+    assert not report_path.is_symlink() and json.loads(report_path.read_text())["total"] == 5
+
+
+def test_a_detached_process_does_not_outlive_grading(mini, tmp_path):
+    flag = tmp_path / "late-writer.txt"
+    report, _ = attack(mini, tmp_path, f"""\
+        import subprocess
+        subprocess.Popen(["setsid", "sh", "-c", "sleep 3; echo 9/9 > {flag}"],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def add(a, b):
+            return a + b
+        """)
+    import time
+    time.sleep(5)
+    assert not flag.exists(), "a process started by the submission outlived grading"
+    assert any("killed" in note for note in report.notes)
+
+
+def test_a_flood_of_output_is_counted_not_kept(mini, tmp_path):
+    report, _ = attack(mini, tmp_path, """\
+        for _ in range(40):
+            print("x" * 1_000_000)
+        def add(a, b):
+            return a + b
+        """)
+    assert scores(report) == {"ex-add": 3, "ex-double": 2}
+    assert any("printed" in note and "MB" in note for note in report.notes)
+
+
+def test_the_chapter_is_required_and_checked(mini, tmp_path):
+    book, out = mini
+    (book / "02-other.md").write_text(MINI)
+    with pytest.raises(AssignmentError, match="released for chapter 01-mini, not 02-other"):
+        assignments.grade(out / "instructor" / "01-mini.ipynb", book=book, chapter="02")
+    with pytest.raises(SystemExit):
+        cli.main(["assignments", "grade", str(out / "instructor" / "01-mini.ipynb"), "--book", str(book)])
+
+
+def test_a_check_without_its_two_halves_is_refused(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "01-bad.md").write_text(MINI.replace("# -- check\n", "", 1))
+    with pytest.raises(AssignmentError, match="needs a line '# -- check'"):
+        assignments.read_chapter(book / "01-bad.md")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -190,13 +373,13 @@ def released(tmp_path_factory):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_instructor_full_marks(released, chapter):
-    report = assignments.grade(released / "instructor" / f"{chapter}.ipynb", book=BOOK)
+    report = assignments.grade(released / "instructor" / f"{chapter}.ipynb", book=BOOK, chapter=chapter)
     assert report.total == report.max_total > 0, assignments.format_report(report)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_student_zero_and_runs_to_the_end(released, chapter):
-    report = assignments.grade(released / "student" / f"{chapter}.ipynb", book=BOOK)
+    report = assignments.grade(released / "student" / f"{chapter}.ipynb", book=BOOK, chapter=chapter)
     assert all(q.points == 0 for q in report.questions), assignments.format_report(report)
     assert report.cells_run == report.cells_total and not report.notes
 
@@ -219,7 +402,7 @@ def test_chapter_partial_and_tampered(released, chapter, tmp_path):
             cell.source = cell.source + "\nassert True  # student's edit\n"
     path = write(student, tmp_path / "submission.ipynb")
     before = path.read_bytes()
-    report = assignments.grade(path, book=BOOK)
+    report = assignments.grade(path, book=BOOK, chapter=chapter)
     by = {q.exercise: q for q in report.questions}
     assert by[first].points == by[first].max_points > 0, assignments.format_report(report)
     assert by[questions[1]].points == 0

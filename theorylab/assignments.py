@@ -12,19 +12,32 @@ In nbgrader's terms a ``solution`` cell is an autograded-answer cell whose body 
 with ``points``; an ``exercise-hidden-test`` cell is the part of such a cell between
 ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``.
 
-The grader never trusts the submission's tests: it takes every test from the chapter source, checks
-that each visible test is still in the submission word for word (an edited or deleted test gives its
-exercise no credit), runs the submission with the original tests in a fresh kernel under a time
-limit, and scores each test cell by whether it raised.
+Every check cell has two halves, split by a line starting with ``# -- check`` (see
+:mod:`theorylab.answers`): the first calls the student's code and ends with
+``answers = collect(name=value, ...)``; the second compares ``answers`` with the expected values.
+
+The grader never trusts the submission: it takes every check from the chapter source (read from
+``--book``, a folder the student's kernel is not told about), checks that each visible check is still
+in the submission word for word (an edited or deleted check gives its exercise no credit), and runs
+the submission with the original checks in a fresh kernel under a time limit, in an empty temporary
+folder with a whitelisted environment, killing every process it started when grading ends
+(:mod:`theorylab.sandbox`). Only the first half of each check runs in the student's kernel; its
+``answers`` are saved as plain numbers and arrays, and the second half runs in the grader's own
+process. A check passes only if its first half ran to completion without raising and its second half
+passed; the check running when the kernel died or the time ran out fails, and every later check is
+"not run".
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import json
 import os
 import re
+import secrets
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -33,10 +46,14 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from . import chapters
+from . import __version__, answers, chapters, sandbox
 
 SOLUTION, TEST, HIDDEN = "solution", "exercise-test", "exercise-hidden-test"
 METADATA_KEY = "theorylab"
+#: The line that ends the part of a check that runs in the student's kernel.
+CHECK_LINE = re.compile(r"^# -- check\b.*$", re.M)
+#: What the grader keeps of a kernel-side error message, and of any reason in the report.
+MAX_REASON = 300
 
 
 class AssignmentError(ValueError):
@@ -79,6 +96,34 @@ class TestCell:
     source: str
     index: int         # position among the chapter's code cells
 
+    @property
+    def collect_source(self) -> str:
+        """The half that runs in the student's kernel (ends with ``answers = collect(...)``)."""
+        return CHECK_LINE.split(self.source, maxsplit=1)[0].rstrip() + "\n"
+
+    @property
+    def verify_source(self) -> str:
+        """The half that runs in the grader's own process, on ``answers``."""
+        return CHECK_LINE.split(self.source, maxsplit=1)[1].lstrip("\n")
+
+
+def split_check(source: str, where: str) -> None:
+    """Validate the two halves of a check cell; :class:`AssignmentError` naming ``where`` otherwise."""
+    parts = CHECK_LINE.split(source, maxsplit=1)
+    if len(parts) != 2:
+        raise AssignmentError(f"{where}: a check cell needs a line '# -- check' between the code that "
+                              "collects the answers and the code that checks them")
+    try:
+        first, second = ast.parse(parts[0]), ast.parse(parts[1])
+    except SyntaxError as exc:
+        raise AssignmentError(f"{where}: the check does not parse ({exc.msg}, line {exc.lineno})") from None
+    assigns = [n for n in first.body if isinstance(n, ast.Assign)
+               and any(isinstance(t, ast.Name) and t.id == "answers" for t in n.targets)]
+    if not assigns:
+        raise AssignmentError(f"{where}: the first half of a check must set answers = collect(...)")
+    if not any(isinstance(n, ast.Assert) for n in ast.walk(second)):
+        raise AssignmentError(f"{where}: the second half of a check must assert something")
+
 
 @dataclass
 class Exercise:
@@ -108,6 +153,7 @@ def read_chapter(path: Path):
             if not label or points is None or not points.isdigit():
                 raise AssignmentError(f"{path.name}: a {kind} cell needs tags exercise=<label> and "
                                       f"points=<n>; cell starts {cell.source[:60]!r}")
+            split_check(cell.source, f"{path.name}, check of {label}")
             exercises.setdefault(label, Exercise(label)).tests.append(
                 TestCell(label, kind, int(points), cell.source, code_index))
         code_index += 1
@@ -247,6 +293,8 @@ class Report:
     cells_run: int = 0
     cells_total: int = 0
     notes: list[str] = field(default_factory=list)
+    chapter_sha256: str = ""
+    grader_version: str = ""
 
     @property
     def total(self) -> int:
@@ -258,6 +306,14 @@ class Report:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total": self.total, "max_total": self.max_total}
+
+
+def grader_version() -> str:
+    """The package version and a hash of the grading code, recorded in every report."""
+    digest = hashlib.sha256()
+    for module in (__file__, answers.__file__, sandbox.__file__):
+        digest.update(Path(module).read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
 def read_submission(path: Path):
@@ -275,32 +331,89 @@ def read_submission(path: Path):
     return nb
 
 
-def grade(submission: Path, *, book: Path = Path("book"), chapter: str | None = None,
-          timeout: int = 600, cell_timeout: int = 300) -> Report:
-    """Grade ``submission`` against the chapter's tests; see the module docstring for the rules.
+def _error_name(output) -> str:
+    """The exception's class name as the kernel reported it, reduced to a short identifier (the
+    message is the student's text and may carry anything: it is not kept)."""
+    name = str(output.get("ename", "Exception"))
+    name = re.sub(r"[^A-Za-z0-9_.]", "", name)[:60]
+    return name or "an exception"
 
-    ``chapter`` defaults to the one recorded in the notebook by :func:`release`; ``timeout`` bounds the
-    whole run and ``cell_timeout`` each cell, in seconds.
-    """
+
+@dataclass
+class _Check:
+    """One check in the run: its test, the cell that runs its first half, and the answers file."""
+    exercise: str
+    test: TestCell
+    cell: dict
+    answers_file: str
+
+
+def _collect_cell(test: TestCell, answers_file: str):
+    dump = (f"\nimport theorylab.answers as _theorylab_answers\n"
+            f"_theorylab_answers.dump(answers, {answers_file!r})\n")
+    return nbformat.v4.new_code_cell(test.collect_source + dump)
+
+
+def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
+    """An nbclient that keeps only error outputs (capped): printed output is counted, not stored."""
     from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            limits["bytes"] += sum(len(str(v)) for v in content.values())
+            if msg["msg_type"] == "error":
+                out = nbformat.v4.new_output("error", ename=str(content.get("ename", ""))[:200],
+                                             evalue="", traceback=[])
+                outs.append(out)
+                return out
+            return None
+
+    return CappedClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+                        resources={"metadata": {"path": str(folder)}})
+
+
+def _run_verify(test: TestCell, values: dict) -> tuple[bool, str]:
+    """Run the second half of ``test`` in this process on ``values``; (passed, reason)."""
+    namespace = {"answers": values, "__name__": "theorylab_check"}
+    try:
+        exec(compile(test.verify_source, f"<check of {test.exercise}>", "exec"), namespace)  # noqa: S102
+    except AssertionError as exc:
+        message = str(exc).strip() or "the answer is not right"
+        return False, message[:MAX_REASON]
+    except Exception as exc:  # the answer has the wrong type or shape, a missing name, ...
+        return False, f"{type(exc).__name__} while checking the answer: {str(exc)[:200]}"[:MAX_REASON]
+    return True, ""
+
+
+def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout: int = 600,
+          cell_timeout: int = 300) -> Report:
+    """Grade ``submission`` against chapter ``chapter`` of ``book``; see the module docstring.
+
+    ``chapter`` is required (a submission's own metadata is not trusted; if it names another chapter,
+    that is an error); ``timeout`` bounds the whole run and ``cell_timeout`` each cell, in seconds.
+    """
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    original_nb = read_submission(submission)
-    nb = copy.deepcopy(original_nb)
-    chapter = chapter or nb.get("metadata", {}).get(METADATA_KEY, {}).get("chapter")
+    original_bytes = Path(submission).read_bytes() if Path(submission).is_file() else None
+    nb = copy.deepcopy(read_submission(submission))
     if not chapter:
-        raise AssignmentError(f"{submission} does not say which chapter it answers; pass --chapter")
+        raise AssignmentError("say which chapter the submission answers (--chapter)")
     paths = find_chapters(book, [chapter])
+    claimed = nb.get("metadata", {}).get(METADATA_KEY, {}).get("chapter")
+    if claimed and claimed != paths[0].stem:
+        raise AssignmentError(f"{submission} was released for chapter {claimed}, not {paths[0].stem}")
+    chapter_bytes = paths[0].read_bytes()
     _, exercises = read_chapter(paths[0])
     if not exercises:
         raise AssignmentError(f"chapter {chapter} has no exercises to grade")
 
-    # The run: the submission's code cells, in order, with each exercise's hidden tests inserted
-    # after its last visible test. ``plan`` keeps (exercise, test, cell object) to score afterwards.
+    # The run: the submission's code cells in order; each visible check replaced by the first half of
+    # the book's version of it, and each exercise's hidden checks inserted after its last visible one.
     run_cells = [copy.deepcopy(c) for c in nb.cells if c.get("cell_type") == "code"]
     for cell in run_cells:
         cell["outputs"], cell["execution_count"] = [], None
-    questions, plan, used = [], [], set()
+    questions, checks, used = [], [], set()
     for exercise in exercises:
         question = QuestionResult(exercise.label, exercise.points)
         questions.append(question)
@@ -308,71 +421,100 @@ def grade(submission: Path, *, book: Path = Path("book"), chapter: str | None = 
         for test in exercise.tests:
             if test.kind != TEST:
                 continue
-            hit = next((c for c in run_cells if id(c) not in used
+            hit = next((i for i, c in enumerate(run_cells) if i not in used
                         and _normalise(c.get("source", "")) == _normalise(test.source)), None)
             if hit is None:
-                question.reason = "a visible test cell was edited or deleted: no credit for this exercise"
+                question.reason = "a visible check was edited or deleted: no credit for this exercise"
                 break
-            used.add(id(hit))
+            used.add(hit)
             matched.append((test, hit))
         if question.reason:
             continue
-        anchor = matched[-1][1] if matched else None
-        plan.extend((exercise.label, test, cell) for test, cell in matched)
+        for test, position in matched:
+            name = f"answers-{secrets.token_hex(8)}.json"
+            run_cells[position] = _collect_cell(test, name)
+            checks.append(_Check(exercise.label, test, run_cells[position], name))
+        anchor = run_cells[matched[-1][1]] if matched else None
         for test in exercise.tests:
             if test.kind == HIDDEN:
-                cell = nbformat.v4.new_code_cell(test.source)
-                position = run_cells.index(anchor) + 1 if anchor is not None else len(run_cells)
+                name = f"answers-{secrets.token_hex(8)}.json"
+                cell = _collect_cell(test, name)
+                position = _index(run_cells, anchor) + 1 if anchor is not None else len(run_cells)
                 run_cells.insert(position, cell)
                 anchor = cell
-                plan.append((exercise.label, test, cell))
+                checks.append(_Check(exercise.label, test, cell, name))
 
     run_nb = nbformat.v4.new_notebook(cells=run_cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    client = NotebookClient(run_nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(Path(book).resolve())}})
-    report = Report(chapter, str(submission), questions)
+    report = Report(paths[0].stem, str(submission), questions,
+                    chapter_sha256=hashlib.sha256(chapter_bytes).hexdigest(), grader_version=grader_version())
+    completed: set[int] = set()
+    stopped_at, failure, limits, collected = None, "", {"bytes": 0}, {}
     start = time.perf_counter()
-    failure = ""
-    try:
-        # A fresh kernel that runs the chapter as a reader does: the torch path on a CPU, never
-        # Triton's (slow) interpreter even if the grading process has it switched on.
-        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        with client.setup_kernel(env=env):
-            for index, cell in enumerate(run_nb.cells):
-                remaining = timeout - (time.perf_counter() - start)
-                if remaining <= 0:
-                    raise CellTimeoutError("out of time")
-                client.timeout = max(1, int(min(cell_timeout, remaining)))
-                client.execute_cell(cell, index)
-    except CellTimeoutError:
-        failure = f"the submission ran past the time limit ({timeout} s in all, {cell_timeout} s per cell)"
-    except DeadKernelError:
-        failure = "the kernel died while running the submission"
+    with sandbox.reaping() as reaped, sandbox.isolated_folder() as folder:
+        client = _make_client(run_nb, cell_timeout, folder, limits)
+        try:
+            with client.setup_kernel(env=sandbox.kernel_environment(folder)):
+                for index, cell in enumerate(run_nb.cells):
+                    remaining = timeout - (time.perf_counter() - start)
+                    if remaining <= 0:
+                        stopped_at = index
+                        raise CellTimeoutError("out of time")
+                    client.timeout = max(1, int(min(cell_timeout, remaining)))
+                    stopped_at = index
+                    client.execute_cell(cell, index)
+                    completed.add(index)
+                    stopped_at = None
+        except CellTimeoutError:
+            failure = f"ran past the time limit ({timeout} s in all, {cell_timeout} s per cell)"
+        except DeadKernelError:
+            failure = "the kernel died"
+        # Read the answers now, before the folder goes: only files of checks that completed.
+        for check in checks:
+            index = _index(run_nb.cells, check.cell)
+            path = folder / check.answers_file
+            if index in completed and path.is_file() and not path.is_symlink():
+                try:
+                    collected[check.answers_file] = answers.load(str(path))
+                except (OSError, ValueError) as exc:
+                    collected[check.answers_file] = exc
+    report.notes.extend(reaped)
     report.seconds = time.perf_counter() - start
     report.cells_total = len(run_nb.cells)
-    report.cells_run = sum(c.get("execution_count") is not None for c in run_nb.cells)
+    report.cells_run = len(completed)
     if failure:
-        report.notes.append(failure)
+        report.notes.append(f"the submission stopped: {failure}")
+    if limits["bytes"] > 1_000_000:
+        report.notes.append(f"the submission printed {limits['bytes'] / 1e6:.0f} MB (not kept by the grader)")
 
     by_label = {q.exercise: q for q in questions}
-    for label, test, cell in plan:
-        ran = cell.get("execution_count") is not None
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if not ran:
-            result = TestResult(test.kind, test.points, False, failure or "not run")
+    for check in checks:
+        index = _index(run_nb.cells, check.cell)
+        errors = [o for o in check.cell.get("outputs", []) if o.get("output_type") == "error"]
+        if index not in completed:
+            reason = (f"{failure} during this check" if index == stopped_at and failure
+                      else f"not run ({failure} earlier)" if failure else "not run")
+            result = TestResult(check.test.kind, check.test.points, False, reason)
         elif errors:
-            message = f"{errors[0]['ename']}: {errors[0]['evalue']}"
-            result = TestResult(test.kind, test.points, False, message[:300])
+            result = TestResult(check.test.kind, check.test.points, False,
+                                f"your code raised {_error_name(errors[0])}")
+        elif not isinstance(collected.get(check.answers_file), dict):
+            result = TestResult(check.test.kind, check.test.points, False,
+                                "the answers could not be read back (were they numbers or arrays?)")
         else:
-            result = TestResult(test.kind, test.points, True)
-        by_label[label].tests.append(result)
+            passed, reason = _run_verify(check.test, collected[check.answers_file])
+            result = TestResult(check.test.kind, check.test.points, passed, reason)
+        by_label[check.exercise].tests.append(result)
     for question in questions:
         if not question.reason:
             question.points = sum(t.points for t in question.tests if t.passed)
-    if original_nb != read_submission(submission):   # paranoia: the file must be untouched
-        raise AssignmentError(f"{submission} changed while it was graded")
+    if original_bytes is not None and Path(submission).read_bytes() != original_bytes:
+        report.notes.append("the submission file changed while it was graded (the first reading was graded)")
     return report
+
+
+def _index(cells, cell) -> int:
+    return next(i for i, c in enumerate(cells) if c is cell)
 
 
 def format_report(report: Report) -> str:
@@ -389,4 +531,15 @@ def format_report(report: Report) -> str:
 
 
 def write_report(report: Report, path: Path) -> None:
-    Path(path).write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    """Write the report as JSON atomically: a new file in the target's folder renamed over the target,
+    so a symlink planted at ``path`` is replaced, never followed."""
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(prefix=".grade-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(report.to_dict(), fh, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise

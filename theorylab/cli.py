@@ -1,7 +1,7 @@
 """The ``theorylab`` command.
 
     theorylab assignments release [CHAPTER ...] [--out DIR] [--book DIR]
-    theorylab assignments grade SUBMISSION.ipynb [--chapter CHAPTER] [--report FILE] [--timeout S]
+    theorylab assignments grade SUBMISSION.ipynb --chapter CHAPTER [--book DIR] [--report FILE] [--timeout S]
     theorylab reproduce [CHAPTER ...]
 """
 
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     rel.add_argument("--book", type=Path, default=Path("book"))
     grd = steps.add_parser("grade", help="grade a submitted notebook")
     grd.add_argument("submission")
-    grd.add_argument("--chapter", help="chapter the submission answers (default: from the notebook)")
+    grd.add_argument("--chapter", required=True,
+                     help="chapter the submission answers (stem or number); the notebook's own say is not "
+                          "trusted, and a submission released for another chapter is refused")
     grd.add_argument("--book", type=Path, default=Path("book"))
     grd.add_argument("--report", help="JSON report path (default: SUBMISSION.grade.json)")
     grd.add_argument("--timeout", type=int, default=600, help="seconds allowed for the whole run")
