@@ -358,6 +358,8 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
     """An nbclient that keeps only error outputs (capped): printed output is counted, not stored."""
     from nbclient import NotebookClient
 
+    from .execution import IpcKernelManager
+
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
@@ -369,7 +371,10 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
                 return out
             return None
 
-    return CappedClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+    # IPC transport: the kernel talks to the grader over Unix sockets, not TCP ports on the machine
+    # (and ipykernel has nothing to warn about).
+    return CappedClient(nb, kernel_manager_class=IpcKernelManager, timeout=cell_timeout,
+                        kernel_name="python3", allow_errors=True,
                         resources={"metadata": {"path": str(folder)}})
 
 

@@ -58,6 +58,8 @@ def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
     from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
+    from .execution import IpcKernelManager
+
     run = ChapterRun(path.stem)
     nb = jupytext.read(path)
     code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
@@ -72,8 +74,10 @@ def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
                       THEORYLAB_CLAIMS_DEFER="1")
     run.seed = base_seed()
     os.environ.pop("TRITON_INTERPRET", None)  # chapters run the torch path on a CPU
-    bar = tqdm(total=code_cells, desc=path.stem, unit="cell", leave=True)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    bar = tqdm(total=code_cells, desc=path.stem, unit="cell", leave=True, disable=None)  # quiet off a TTY
+    # IPC transport: Unix sockets instead of TCP ports (and no unencrypted-TCP warning from ipykernel)
+    client = NotebookClient(nb, kernel_manager_class=IpcKernelManager, timeout=timeout,
+                            kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=lambda **kw: bar.update(1) if kw["cell"].cell_type
                             == "code" else None)
