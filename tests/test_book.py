@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from page_checks import page_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d")    # tqdm's "300/600 [00:01<00:01, ...]"
@@ -82,6 +83,13 @@ def test_every_toc_page_built_with_outputs(built):
         assert '"image/png"' in dumped, f"{file}: no figure among the executed outputs"
         assert '"ename"' not in dumped, f"{file}: an executed cell raised an error"
         assert not PROGRESS_BAR.search(dumped), f"{file}: a progress bar is among the rendered outputs"
+
+
+def test_pages_show_readers_no_reprs_no_latex_titles_no_overlong_claims(built):
+    work, _, _ = built
+    problems = [f"{p.stem}: {problem}" for p in sorted((work / "_build" / "site" / "content").glob("*.json"))
+                for problem in page_problems(json.loads(p.read_text()))]
+    assert not problems, "\n".join(problems)
 
 
 def test_deploy_workflow_builds_the_html_site_and_publishes_it():

@@ -22,8 +22,8 @@ The four kinds (:data:`KINDS`) tell a reader how much a passing claim proves:
 Where sampling is involved, ``se=`` gives the standard error of ``measured - expected``; the claim
 then reports ``z``, how many standard errors apart the numbers are.
 
-Each check prints one line, numbers first (``[PASS] icl.eta-mc  0.4318 vs 0.4321 ± 0.002 …``),
-records the result, and raises :class:`ClaimFailed` (an ``AssertionError``, so nbval and pytest
+Each check prints its numbers first (``[PASS] icl.eta-mc  0.4318 vs 0.4321 ± 0.002 (z = -0.3)``)
+and its kind and statement on the lines below, records the result, and raises :class:`ClaimFailed` (an ``AssertionError``, so nbval and pytest
 report it) when the claim does not hold. With ``THEORYLAB_CLAIMS_DEFER=1`` (set by
 ``python -m theorylab.reproduce``) a failed claim is recorded and printed but not raised, so the
 claims after it in the same cell are still evaluated.
@@ -43,6 +43,7 @@ import json
 import math
 import os
 import re
+import textwrap
 from dataclasses import asdict, dataclass
 
 from .seeding import base_seed
@@ -52,6 +53,9 @@ __all__ = ["Claim", "ClaimFailed", "ClaimRefused", "KINDS", "check", "check_at_m
 
 KINDS = ("prediction", "identity", "bound", "observation")
 RELATIONS = ("close", "<=", ">=")
+
+#: The width of a claim's printed lines (the book's output column shows about 93 characters).
+WIDTH = 90
 
 #: ``topic.name`` or ``topic.name[params]``; see the module docstring.
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*\.[a-z0-9]+(?:-[a-z0-9]+)*(?:\[[^\[\]\s]+\])?")
@@ -124,8 +128,12 @@ class Claim:
         return text
 
     def __str__(self) -> str:
+        """The numbers on the first line, the kind and the statement wrapped below (lines of at most
+        :data:`WIDTH` characters, so they fit the book's output column)."""
         mark = "PASS" if self.passed else "FAIL"
-        return f"[{mark}] {self.id}  {self.comparison}  [{self.kind}] {self.statement}"
+        statement = textwrap.wrap(f"[{self.kind}] {self.statement}", WIDTH, initial_indent="       ",
+                                  subsequent_indent="         ")
+        return "\n".join([f"[{mark}] {self.id}  {self.comparison}", *statement])
 
     def _ipython_display_(self) -> None:
         """A check as a cell's last expression shows nothing more: its line was printed already."""
