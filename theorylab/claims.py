@@ -25,8 +25,8 @@ then reports ``z``, how many standard errors apart the numbers are.
 Each check prints its numbers first (``[PASS] icl.eta-mc  0.4318 vs 0.4321 ± 0.002 (z = -0.3)``)
 and its kind and statement on the lines below, records the result, and raises :class:`ClaimFailed`
 (an ``AssertionError``, so nbval and pytest report it) when the claim does not hold. With
-``THEORYLAB_CLAIMS_DEFER=1`` (set by ``python -m theorylab.reproduce``) a failed claim is recorded and printed but not raised, so the
-claims after it in the same cell are still evaluated.
+``THEORYLAB_CLAIMS_DEFER=1`` (set by ``python -m theorylab.reproduce``) a failed claim is recorded
+and printed but not raised, so the claims after it in the same cell are still evaluated.
 
 When ``THEORYLAB_CLAIMS_FILE`` names a file, each result is also appended to it as one JSON line; the
 reproduce command reads that file to print its report.
