@@ -88,3 +88,28 @@ def test_sample_views_moments():
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_population_run_ends_on_the_stationary_set_with_off_diagonal_entries():
+    run = jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.05, lr=0.2, steps=1500, init_noise=0.05,
+                                seed=4, record_every=50)
+    W, V = run.final_encoder, run.final_predictor
+    assert W.shape == V.shape == (2, 2)
+    torch.testing.assert_close(torch.diagonal(W), run.encoder[-1])
+    torch.testing.assert_close(V @ W, W @ torch.diag(RHO.double()), atol=1e-9, rtol=0)
+    assert (W - torch.diag(torch.diagonal(W))).abs().max() > 1e-4   # off-diagonals grew and froze
+
+
+def test_sample_half_time_ratio_standard_error_matches_the_spread_over_data_sets():
+    ratios, ses = [], []
+    for k in range(100):
+        x, y = jepa.sample_views(4000, LAM, RHO, seed=100 + k)
+        ratio, se = jepa.sample_half_time_ratio("jepa", x, y, depth=3, eps=0.01)
+        ratios.append(ratio)
+        ses.append(se)
+    population = jepa.exact_half_time("jepa", LAM, RHO, depth=3, eps=0.01)
+    spread = torch.tensor(ratios).std().item()
+    assert abs(sum(ratios) / 100 - (population[0] / population[1]).item()) < 4 * spread / 10
+    assert 0.75 < spread / (sum(ses) / 100) < 1.3      # the sd of 100 draws is known to ±15 % (2 s.e.)
+    with pytest.raises(ValueError, match="n ≥ 2"):
+        jepa.sample_half_time_ratio("jepa", torch.ones(1, 2), torch.ones(1, 2), depth=2, eps=0.01)

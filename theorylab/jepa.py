@@ -118,6 +118,39 @@ def exact_half_time(objective: str, lam, rho, *, depth: int, eps: float) -> torc
     return torch.tensor(times, dtype=torch.float64) / lam
 
 
+def sample_half_time_ratio(objective: str, x: torch.Tensor, y: torch.Tensor, *, depth: int,
+                           eps: float) -> tuple[float, float]:
+    """The ratio ``t_0 / t_1`` of the exact half-times of features 0 and 1 computed from the sample moments
+    of ``x, y`` [n, d] (``λ̂ = mean(x y)``, ``ρ̂ = λ̂ / mean(x²)``), and its delta-method standard error.
+
+    The ratio is a smooth function of four sample means (``x_0 y_0``, ``x_0²``, ``x_1 y_1``, ``x_1²``); its
+    standard error is ``√(gᵀ Σ̂ g / n)`` with ``g`` the gradient (central differences) and ``Σ̂`` the sample
+    covariance of the four products. Returns ``(ratio, se)``.
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    if x.ndim != 2 or x.shape != y.shape or x.shape[1] < 2 or len(x) < 2:
+        raise ValueError(f"x and y must be [n, d] of one shape with n ≥ 2 and d ≥ 2, got {list(x.shape)} "
+                         f"and {list(y.shape)}")
+    x, y = x.double(), y.double()
+    products = torch.stack([x[:, 0] * y[:, 0], x[:, 0] ** 2, x[:, 1] * y[:, 1], x[:, 1] ** 2], dim=1)
+    means = products.mean(0)
+
+    def ratio(m):
+        lam = torch.stack([m[0], m[2]])
+        half = exact_half_time(objective, lam, lam / torch.stack([m[1], m[3]]), depth=depth, eps=eps)
+        return (half[0] / half[1]).item()
+
+    grad = torch.zeros(4, dtype=torch.float64)
+    for k in range(4):
+        step = 1e-6 * abs(means[k].item())
+        up, down = means.clone(), means.clone()
+        up[k] += step
+        down[k] -= step
+        grad[k] = (ratio(up) - ratio(down)) / (2 * step)
+    se = math.sqrt(float(grad @ torch.cov(products.T) @ grad) / len(x))
+    return ratio(means), se
+
+
 # ----------------------------------------------------------------------------------------------
 # Trajectories
 # ----------------------------------------------------------------------------------------------
@@ -184,10 +217,13 @@ def half_time(times, values, final=None) -> torch.Tensor:
 @dataclass(frozen=True)
 class Run:
     """A recorded training run: ``times`` [T] (learning rate × step) and ``encoder`` [T, n_features],
-    the diagonal of ``W̄`` in the aligned basis."""
+    the diagonal of ``W̄`` in the aligned basis; ``final_encoder`` and ``final_predictor`` are the full
+    matrices ``W̄`` and ``V`` after the last step."""
 
     times: torch.Tensor
     encoder: torch.Tensor
+    final_encoder: torch.Tensor | None = None
+    final_predictor: torch.Tensor | None = None
 
 
 def _loss(objective, layers, predictor, Cxx, Cxy):
@@ -215,12 +251,16 @@ def _init(d, depth, eps, init_noise, seed):
     return [make() for _ in range(depth)], make()
 
 
-def _encoder_diag(layers):
+def _encoder_matrix(layers):
     with torch.no_grad():
         encoder = layers[0]
         for W in layers[1:]:
             encoder = W @ encoder
-        return torch.diagonal(encoder).clone()
+        return encoder.clone()
+
+
+def _encoder_diag(layers):
+    return torch.diagonal(_encoder_matrix(layers)).clone()
 
 
 def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
@@ -239,7 +279,8 @@ def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
         if step % record_every == 0 or step == steps:
             times.append(lr * step)
             values.append(_encoder_diag(layers))
-    return Run(torch.tensor(times, dtype=torch.float64), torch.stack(values))
+    return Run(torch.tensor(times, dtype=torch.float64), torch.stack(values), _encoder_matrix(layers),
+               predictor.detach().clone())
 
 
 def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: float, steps: int,
