@@ -105,7 +105,8 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
         ``linear``: ``y = wᵀx + ε``. ``relu``: ``y = s·relu(uᵀx) + ε`` with a random sign ``s`` and
         ``u = w/‖w‖`` uniform on the unit sphere (a sign-symmetric, rotation-invariant family).
     generator : torch.Generator or int, optional
-        Source of randomness (a seed makes one); same seed, same prompts.
+        Source of randomness (a seed makes one); same seed, same prompts. None: the stream
+        ``"icl.sample_prompts"`` of ``THEORYLAB_SEED``.
 
     Returns
     -------
@@ -122,7 +123,8 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
     if response == "relu" and weight_cov is not None:
         raise ValueError("weight_cov applies to response='linear' only")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    gen = make_generator(0 if generator is None else generator, device=device)
+    gen = make_generator(resolve_seed(None, "icl.sample_prompts") if generator is None else generator,
+                         device=device)
     chol_x = _cholesky("cov", cov, d, dtype, device)
     chol_w = _cholesky("weight_cov", weight_cov, d, dtype, device)
 
