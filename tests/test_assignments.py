@@ -352,12 +352,21 @@ def test_the_chapter_is_required_and_checked(mini, tmp_path):
         cli.main(["assignments", "grade", str(out / "instructor" / "01-mini.ipynb"), "--book", str(book)])
 
 
-def test_a_check_without_its_two_halves_is_refused(tmp_path):
+def test_a_badly_split_check_is_refused_and_a_one_piece_check_is_flagged(tmp_path):
     book = tmp_path / "book"
     book.mkdir()
-    (book / "01-bad.md").write_text(MINI.replace("# -- check\n", "", 1))
-    with pytest.raises(AssignmentError, match="needs a line '# -- check'"):
+    (book / "01-bad.md").write_text(MINI.replace("answers = collect(six=", "six = (", 1))
+    with pytest.raises(AssignmentError, match="must set answers = collect"):
         assignments.read_chapter(book / "01-bad.md")
+    (book / "01-bad.md").write_text(MINI.replace(
+        'answers = collect(three=add(1, 2))\n# -- check\nassert answers["three"] == 3',
+        "assert add(1, 2) == 3"))
+    _, exercises = assignments.read_chapter(book / "01-bad.md")
+    assert [t.two_halves for t in exercises[0].tests] == [False, True]
+    out = tmp_path / "out"
+    assignments.release(assignments.find_chapters(book), out)
+    report = assignments.grade(out / "instructor" / "01-bad.ipynb", book=book, chapter="01")
+    assert report.total == report.max_total and any("one-piece" in n for n in report.notes)
 
 
 # ---------------------------------------------------------------------------------------------------

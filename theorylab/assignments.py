@@ -97,6 +97,12 @@ class TestCell:
     index: int         # position among the chapter's code cells
 
     @property
+    def two_halves(self) -> bool:
+        """False for a check in the older one-piece format, which runs whole in the student's kernel
+        (and so is not protected against tampering there)."""
+        return CHECK_LINE.search(self.source) is not None
+
+    @property
     def collect_source(self) -> str:
         """The half that runs in the student's kernel (ends with ``answers = collect(...)``)."""
         return CHECK_LINE.split(self.source, maxsplit=1)[0].rstrip() + "\n"
@@ -153,7 +159,8 @@ def read_chapter(path: Path):
             if not label or points is None or not points.isdigit():
                 raise AssignmentError(f"{path.name}: a {kind} cell needs tags exercise=<label> and "
                                       f"points=<n>; cell starts {cell.source[:60]!r}")
-            split_check(cell.source, f"{path.name}, check of {label}")
+            if CHECK_LINE.search(cell.source):
+                split_check(cell.source, f"{path.name}, check of {label}")
             exercises.setdefault(label, Exercise(label)).tests.append(
                 TestCell(label, kind, int(points), cell.source, code_index))
         code_index += 1
@@ -349,6 +356,8 @@ class _Check:
 
 
 def _collect_cell(test: TestCell, answers_file: str):
+    if not test.two_halves:
+        return nbformat.v4.new_code_cell(test.source)
     dump = (f"\nimport theorylab.answers as _theorylab_answers\n"
             f"_theorylab_answers.dump(answers, {answers_file!r})\n")
     return nbformat.v4.new_code_cell(test.collect_source + dump)
@@ -492,6 +501,10 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
     if limits["bytes"] > 1_000_000:
         report.notes.append(f"the submission printed {limits['bytes'] / 1e6:.0f} MB (not kept by the grader)")
 
+    legacy = sum(not check.test.two_halves for check in checks)
+    if legacy:
+        report.notes.append(f"{legacy} check(s) of this chapter are in the older one-piece format and ran "
+                            "whole in the student's kernel: they are not protected against tampering")
     by_label = {q.exercise: q for q in questions}
     for check in checks:
         index = _index(run_nb.cells, check.cell)
@@ -500,6 +513,11 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
             reason = (f"{failure} during this check" if index == stopped_at and failure
                       else f"not run ({failure} earlier)" if failure else "not run")
             result = TestResult(check.test.kind, check.test.points, False, reason)
+        elif errors and not check.test.two_halves:
+            result = TestResult(check.test.kind, check.test.points, False,
+                                f"the check failed ({_error_name(errors[0])})")
+        elif not check.test.two_halves:
+            result = TestResult(check.test.kind, check.test.points, True)
         elif errors:
             result = TestResult(check.test.kind, check.test.points, False,
                                 f"your code raised {_error_name(errors[0])}")
