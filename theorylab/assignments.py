@@ -383,7 +383,7 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
     # IPC transport: the kernel talks to the grader over Unix sockets, not TCP ports on the machine
     # (and ipykernel has nothing to warn about).
     return CappedClient(nb, kernel_manager_class=IpcKernelManager, timeout=cell_timeout,
-                        kernel_name="python3", allow_errors=True,
+                        kernel_name="python3", allow_errors=True, startup_timeout=180,
                         resources={"metadata": {"path": str(folder)}})
 
 

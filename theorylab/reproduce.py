@@ -77,7 +77,7 @@ def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
     bar = tqdm(total=code_cells, desc=path.stem, unit="cell", leave=True, disable=None)  # quiet off a TTY
     # IPC transport: Unix sockets instead of TCP ports (and no unencrypted-TCP warning from ipykernel)
     client = NotebookClient(nb, kernel_manager_class=IpcKernelManager, timeout=timeout,
-                            kernel_name="python3", allow_errors=True,
+                            kernel_name="python3", allow_errors=True, startup_timeout=180,
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=lambda **kw: bar.update(1) if kw["cell"].cell_type
                             == "code" else None)
