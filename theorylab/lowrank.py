@@ -199,10 +199,15 @@ def principal_angle_cosines(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
 
 
 def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch.Tensor:
-    """Ranks ``b_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler."""
+    """Ranks ``b_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler.
+
+    ``generator`` is a ``torch.Generator``, a seed, or ``None`` (the stream ``"lowrank.sample_ranks"``
+    of ``THEORYLAB_SEED``)."""
     _check_int("batch", batch, 1)
     _check_int("rank", rank, 1)
-    gen = make_generator(0 if generator is None else generator, device=device or "cpu")
+    if not isinstance(generator, torch.Generator):
+        generator = resolve_seed(generator, "lowrank.sample_ranks")
+    gen = make_generator(generator, device=device or "cpu")
     return torch.randint(1, rank + 1, (batch,), generator=gen, device=device)
 
 
