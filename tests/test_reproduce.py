@@ -83,3 +83,16 @@ def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
     assert reproduce.main(["--book", str(book), "--out", str(out), "--seed", "2"]) == 0
     report = json.loads((out / "reproduce-report.json").read_text())
     assert report["seed"] == 2 and report["chapters"][0]["claims"][0]["seed"] == 2
+
+
+def test_a_say_sentence_that_is_not_shown_is_an_error(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "01-say.md").write_text(chapter("""\
+        from theorylab.prose import say
+        sentence = say("The angle is {a:.1f} degrees.", a=84.44)
+        say("The angle is {a:.1f} degrees.", a=84.44)
+        """) + "\n```{code-cell} ipython3\nsay('{x} is shown only if last', x=1)\nprint('hidden')\n```\n")
+    assert reproduce.main(["--book", str(book), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "cell 1: its say(...) sentence was not shown" in err and "cell 0" not in err

@@ -24,6 +24,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -34,6 +35,9 @@ from . import config
 from .chapters import find_chapters
 from .claims import Claim, find_claim_sites
 from .seeding import base_seed
+
+#: A cell that writes a sentence of the prose from its measurements (:func:`theorylab.prose.say`).
+SAY_CALL = re.compile(r"^\s*(?:display\()?say\(", re.M)
 
 
 @dataclass
@@ -103,6 +107,10 @@ def execute_chapter(path: Path, out: Path, timeout: int) -> ChapterRun:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error" and output.get("ename") != "ClaimFailed":
                 run.errors.append(f"cell {index}: {output['ename']}: {output['evalue']}")
+        if SAY_CALL.search(cell.source) and not any("text/markdown" in o.get("data", {})
+                                                     for o in cell.get("outputs", [])):
+            run.errors.append(f"cell {index}: its say(...) sentence was not shown (a measured number "
+                              "quoted in the prose must come from the executed cell)")
     (out / "executed").mkdir(parents=True, exist_ok=True)
     run.notebook = str(out / "executed" / f"{path.stem}.ipynb")
     nbformat.write(nb, run.notebook)
