@@ -53,3 +53,8 @@ def test_check_tensor_and_shapes():
     assert check_choice("mode", "a", ("a", "b")) == "a"
     with pytest.raises(ValueError, match="mode must be one of"):
         check_choice("mode", "c", ("a", "b"))
+
+
+def test_a_list_keeps_float64_precision():
+    value = [1 / 3, 0.1]
+    assert check_tensor("x", value, dtype=torch.float64).tolist() == value

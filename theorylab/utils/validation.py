@@ -71,7 +71,9 @@ def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtyp
     if isinstance(value, str | bytes) or value is None:
         raise wrong_type
     try:
-        tensor = torch.as_tensor(value)
+        # straight to ``dtype``: a Python list of floats must not pass through float32 on its way
+        tensor = torch.as_tensor(value) if isinstance(value, torch.Tensor) or dtype is None \
+            else torch.as_tensor(value, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
         raise wrong_type from None
     if tensor.is_complex():
