@@ -64,16 +64,18 @@ def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtyp
                  finite: bool = True, nonempty: bool = True, nonnegative: bool = False) -> torch.Tensor:
     """``value`` (a tensor, array or nested list of numbers) as a tensor, checked.
 
-    ``dtype`` converts (float64 for theory computations); without it, integer and bool input become
-    float64 and floating tensors keep their dtype. ``ndim`` is the required number of dimensions.
+    ``dtype`` converts (float64 for theory computations); without it, tensors and arrays keep a
+    floating dtype, integer and bool input become float64, and Python lists become float64. ``ndim`` is the required number of dimensions.
     """
     wrong_type = TypeError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}")
     if isinstance(value, str | bytes) or value is None:
         raise wrong_type
     try:
         # straight to ``dtype``: a Python list of floats must not pass through float32 on its way
-        tensor = torch.as_tensor(value) if isinstance(value, torch.Tensor) or dtype is None \
-            else torch.as_tensor(value, dtype=dtype)
+        if isinstance(value, torch.Tensor | np.ndarray):
+            tensor = torch.as_tensor(value)
+        else:   # Python numbers and lists: float64 unless asked otherwise
+            tensor = torch.as_tensor(value, dtype=dtype or torch.float64)
     except (TypeError, ValueError, RuntimeError):
         raise wrong_type from None
     if tensor.is_complex():
