@@ -65,7 +65,8 @@ def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtyp
     """``value`` (a tensor, array or nested list of numbers) as a tensor, checked.
 
     ``dtype`` converts (float64 for theory computations); without it, tensors and arrays keep a
-    floating dtype, integer and bool input become float64, and Python lists become float64. ``ndim`` is the required number of dimensions.
+    floating dtype, integer and bool input become float64, and Python lists become float64. ``ndim``
+    is the required number of dimensions.
     """
     wrong_type = TypeError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}")
     if isinstance(value, str | bytes) or value is None:
