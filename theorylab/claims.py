@@ -135,6 +135,9 @@ class Claim:
                                   subsequent_indent="         ")
         return "\n".join([f"[{mark}] {self.id}  {self.comparison}", *statement])
 
+    def __repr__(self) -> str:
+        return f"<claim {self.id}: {'pass' if self.passed else 'FAIL'}>"
+
     def _ipython_display_(self) -> None:
         """A check as a cell's last expression shows nothing more: its line was printed already."""
 
