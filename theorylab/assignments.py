@@ -318,7 +318,7 @@ class Report:
 def grader_version() -> str:
     """The package version and a hash of the grading code, recorded in every report."""
     digest = hashlib.sha256()
-    for module in (__file__, answers.__file__, sandbox.__file__):
+    for module in (__file__, answers.__file__, sandbox.__file__, Path(__file__).with_name("verify.py")):
         digest.update(Path(module).read_bytes())
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
@@ -387,17 +387,36 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
                         resources={"metadata": {"path": str(folder)}})
 
 
-def _run_verify(test: TestCell, values: dict) -> tuple[bool, str]:
-    """Run the second half of ``test`` in this process on ``values``; (passed, reason)."""
-    namespace = {"answers": values, "__name__": "theorylab_check"}
-    try:
-        exec(compile(test.verify_source, f"<check of {test.exercise}>", "exec"), namespace)  # noqa: S102
-    except AssertionError as exc:
-        message = str(exc).strip() or "the answer is not right"
-        return False, message[:MAX_REASON]
-    except Exception as exc:  # the answer has the wrong type or shape, a missing name, ...
-        return False, f"{type(exc).__name__} while checking the answer: {str(exc)[:200]}"[:MAX_REASON]
-    return True, ""
+def _verify_in_fresh_process(items: list[tuple[TestCell, dict]],
+                             timeout: int = 900) -> list[tuple[bool, str]]:
+    """Run the second halves of ``items`` (test, answers) in a new Python process
+    (:mod:`theorylab.verify`), with this process's environment less ``TRITON_INTERPRET`` (the checks
+    compute as a reader's run does); every check fails with the reason if that process cannot finish."""
+    import subprocess
+    import sys
+
+    if not items:
+        return []
+    with tempfile.TemporaryDirectory(prefix="theorylab-verify-") as folder:
+        job = []
+        for k, (test, values) in enumerate(items):
+            path = os.path.join(folder, f"answers-{k}.json")
+            answers.dump(values, path)
+            job.append({"name": test.exercise, "source": test.verify_source, "answers": path})
+        job_path, results_path = os.path.join(folder, "job.json"), os.path.join(folder, "results.json")
+        with open(job_path, "w", encoding="utf-8") as fh:
+            json.dump(job, fh)
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        try:
+            done = subprocess.run([sys.executable, "-m", "theorylab.verify", job_path, results_path], env=env,
+                                  cwd=folder, capture_output=True, text=True, timeout=timeout)
+            if done.returncode == 0:
+                with open(results_path, encoding="utf-8") as fh:
+                    return [(bool(p), str(r)) for p, r in json.load(fh)]
+            reason = f"the grader could not run its checks (exit {done.returncode})"
+        except subprocess.TimeoutExpired:
+            reason = f"the grader's checks ran past {timeout} s"
+    return [(False, reason)] * len(items)
 
 
 def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout: int = 600,
@@ -506,6 +525,12 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
         report.notes.append(f"{legacy} check(s) of this chapter are in the older one-piece format and ran "
                             "whole in the student's kernel: they are not protected against tampering")
     by_label = {q.exercise: q for q in questions}
+    to_verify = [check for check in checks if check.test.two_halves
+                 and _index(run_nb.cells, check.cell) in completed
+                 and not any(o.get("output_type") == "error" for o in check.cell.get("outputs", []))
+                 and isinstance(collected.get(check.answers_file), dict)]
+    verdicts = dict(zip((id(c) for c in to_verify), _verify_in_fresh_process(
+        [(c.test, collected[c.answers_file]) for c in to_verify]), strict=True))
     for check in checks:
         index = _index(run_nb.cells, check.cell)
         errors = [o for o in check.cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -525,7 +550,7 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
             result = TestResult(check.test.kind, check.test.points, False,
                                 "the answers could not be read back (were they numbers or arrays?)")
         else:
-            passed, reason = _run_verify(check.test, collected[check.answers_file])
+            passed, reason = verdicts[id(check)]
             result = TestResult(check.test.kind, check.test.points, passed, reason)
         by_label[check.exercise].tests.append(result)
     for question in questions:
