@@ -174,7 +174,8 @@ def classifier_stats(X: torch.Tensor, labels: torch.Tensor, W: torch.Tensor, b: 
     grid = (triton.cdiv(n, block_n), triton.cdiv(m, block_m))
     partial = torch.empty(grid[0], 8, m, device=X.device, dtype=torch.float32)
     _classifier_stats_kernel[grid](
-        X.contiguous(), labels.to(torch.int32).contiguous(), W.contiguous(), b.contiguous(),
+        X.float().contiguous(), labels.to(torch.int32).contiguous(), W.float().contiguous(),
+        b.float().contiguous(),
         positive, negative, partial, n, m, d,
         BLOCK_N=block_n, BLOCK_M=block_m, BLOCK_D=block_d,
     )
@@ -183,6 +184,19 @@ def classifier_stats(X: torch.Tensor, labels: torch.Tensor, W: torch.Tensor, b: 
     margin = partial[:, 7].min(dim=0).values                      # [m]
     margin = torch.where(margin >= _BIG.value, torch.full_like(margin, float("inf")), margin)
     return torch.cat([sums, margin[None]], dim=0).T.contiguous()
+
+
+def compile_cases():
+    """The GPU's tiles for ``compile_check``: the launcher passes float32 data and int32 class ids."""
+    from .compile_check import CompileCase
+
+    signature = {"X": "*fp32", "LABELS": "*i32", "W": "*fp32", "B": "*fp32", "POS": "*i32", "NEG": "*i32",
+                 "OUT": "*fp32", "N": "i32", "M": "i32", "D": "i32",
+                 "BLOCK_N": "constexpr", "BLOCK_M": "constexpr", "BLOCK_D": "constexpr"}
+    block_n, block_m, block_d = _GPU_BLOCKS
+    return [CompileCase(_classifier_stats_kernel, signature,
+                        {"BLOCK_N": block_n, "BLOCK_M": block_m, "BLOCK_D": block_d},
+                        f"BLOCK_N={block_n} BLOCK_M={block_m} BLOCK_D={block_d}")]
 
 
 def classifier_stats_reference(X, labels, W, b, positive=1, negative=-1) -> torch.Tensor:

@@ -123,6 +123,17 @@ def feature_half_times(lam: torch.Tensor, rho: torch.Tensor, t_max: torch.Tensor
     return half, final
 
 
+def compile_cases():
+    """The kernel's two configurations (JEPA, MAE) for ``compile_check``: the launcher passes float32
+    tensors and scalars whatever the inputs' dtype."""
+    from .compile_check import CompileCase
+
+    signature = {name: "*fp32" for name in ("LAM", "RHO", "TMAX", "HALF", "FINAL")}
+    signature.update(N="i32", depth="fp32", u0="fp32", n_steps="i32", MAE="constexpr", BLOCK="constexpr")
+    return [CompileCase(_feature_half_times_kernel, signature, {"MAE": mae, "BLOCK": BLOCK},
+                        f"{'MAE' if mae else 'JEPA'} BLOCK={BLOCK}") for mae in (False, True)]
+
+
 def feature_half_times_reference(lam, rho, t_max, *, depth, eps, objective="jepa", n_steps=2000):
     """Plain torch: the same RK4 scheme, vectorised over features, one step at a time (float32)."""
     lam, rho, dt = lam.float(), rho.float(), t_max.float() / n_steps

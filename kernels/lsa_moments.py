@@ -113,28 +113,64 @@ def lsa_moments(X: torch.Tensor, y: torch.Tensor, x_query: torch.Tensor, y_query
     K : Tensor [d + 1, d]
         First ``d`` columns of the key-query matrix.
     backend : {"auto", "triton", "torch"}
-        ``auto``: Triton for CUDA tensors or under ``TRITON_INTERPRET=1``, else the torch reference.
+        ``auto``: Triton for CUDA tensors or under ``TRITON_INTERPRET=1`` (for d ≤ ``MAX_TRITON_D``),
+        else the torch reference.
 
     Returns
     -------
     Tensor [3], float64, on the inputs' device.
     """
     _validate(X, y, x_query, y_query, p, K)
-    if not use_triton(X, backend):
-        return lsa_moments_reference(X, y, x_query, y_query, p, K)
     batch, n, d = X.shape
-    block_d = triton.next_power_of_2(d)
-    block_n = min(triton.next_power_of_2(n), max(16, 4096 // block_d))
-    per_program = 4 if X.device.type == "cpu" else 16
-    grid = (triton.cdiv(batch, per_program),)
+    if backend == "triton" and d > MAX_TRITON_D:
+        raise ValueError(f"backend='triton' handles d ≤ {MAX_TRITON_D} (X has d = {d}); use backend='auto'")
+    if d > MAX_TRITON_D or not use_triton(X, backend):
+        return lsa_moments_reference(X, y, x_query, y_query, p, K)
+    config = launch_config(n, d, on_gpu=X.is_cuda)
+    grid = (triton.cdiv(batch, config["PROMPTS_PER_PROGRAM"]),)
     out = torch.empty(grid[0], 3, device=X.device, dtype=torch.float32)
+
+    def f32(t):
+        return t.to(torch.float32).contiguous()
+
     _lsa_moments_kernel[grid](
-        X.contiguous(), y.contiguous(), x_query.contiguous(), y_query.contiguous(),
-        p[:d].contiguous(), p[d:].contiguous(), K[:d].contiguous(), K[d].contiguous(), out,
+        f32(X), f32(y), f32(x_query), f32(y_query), f32(p[:d]), f32(p[d:]), f32(K[:d]), f32(K[d]), out,
         batch, n, d,
-        PROMPTS_PER_PROGRAM=per_program, BLOCK_N=block_n, BLOCK_D=block_d,
+        **config,
     )
     return out.to(torch.float64).sum(dim=0)
+
+
+#: The Triton path holds K's [d, d] block in registers: up to d = 64 (larger d runs the torch reference).
+MAX_TRITON_D = 64
+
+
+def launch_config(n: int, d: int, *, on_gpu: bool) -> dict:
+    """The kernel's constexprs for context length ``n`` and dimension ``d ≤ MAX_TRITON_D``.
+
+    A [BLOCK_N, BLOCK_D] tile of the context holds at most 4096 elements (16 fp32 registers per thread
+    at 4 warps); both sides are at least 16 so that the set of configurations stays small (12 on a GPU,
+    see ``compile_cases``) at the price of masked lanes for tiny n and d. A GPU program takes 16 prompts
+    (fewer launches), the interpreter 4 (smaller grids run faster there).
+    """
+    block_d = max(16, triton.next_power_of_2(d))
+    block_n = max(16, min(triton.next_power_of_2(n), 4096 // block_d))
+    return {"PROMPTS_PER_PROGRAM": 16 if on_gpu else 4, "BLOCK_N": block_n, "BLOCK_D": block_d}
+
+
+def compile_cases():
+    """Every configuration ``launch_config`` chooses on a GPU (see ``compile_check``); the launcher
+    hands the kernel float32 tensors whatever the inputs' dtype."""
+    from .compile_check import CompileCase
+
+    configs = {tuple(launch_config(2 ** i, 2 ** j, on_gpu=True).items())
+               for i in range(16) for j in range(MAX_TRITON_D.bit_length())}
+    signature = {name: "*fp32" for name in ("X", "Y", "XQ", "YQ", "PX", "PY", "KX", "KY", "OUT")}
+    signature.update(B="i32", N="i32", D="i32",
+                     PROMPTS_PER_PROGRAM="constexpr", BLOCK_N="constexpr", BLOCK_D="constexpr")
+    return [CompileCase(_lsa_moments_kernel, signature, dict(config),
+                        f"BLOCK_N={dict(config)['BLOCK_N']} BLOCK_D={dict(config)['BLOCK_D']}")
+            for config in sorted(configs)]
 
 
 def lsa_moments_reference(X, y, x_query, y_query, p, K) -> torch.Tensor:

@@ -81,8 +81,8 @@ def _masked_down(X: torch.Tensor, W: torch.Tensor, ranks: torch.Tensor) -> torch
     N = W.shape[1]
     H = torch.empty(M, N, device=X.device, dtype=torch.float32)
     grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N))
-    _masked_down_kernel[grid](X.contiguous(), W.contiguous(), ranks, H, M, N, K,
-                              BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K)
+    _masked_down_kernel[grid](X.float().contiguous(), W.float().contiguous(), ranks.to(torch.int32),
+                              H, M, N, K, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K)
     return H
 
 
@@ -91,7 +91,8 @@ def _rank_skipping_up(H: torch.Tensor, P: torch.Tensor, ranks: torch.Tensor) -> 
     N = P.shape[0]
     Y = torch.empty(M, N, device=H.device, dtype=torch.float32)
     grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N))
-    _rank_skipping_up_kernel[grid](H.contiguous(), P.contiguous(), ranks, Y, M, N, R,
+    _rank_skipping_up_kernel[grid](H.float().contiguous(), P.float().contiguous(), ranks.to(torch.int32),
+                                   Y, M, N, R,
                                    BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_R=BLOCK_K)
     return Y
 
@@ -173,6 +174,21 @@ def ordered_lowrank(x: torch.Tensor, U: torch.Tensor, V: torch.Tensor, ranks: to
     if not use_triton(x, backend):
         return ordered_lowrank_reference(x, U, V, ranks)
     return _OrderedLowRank.apply(x, U, V, ranks.contiguous())
+
+
+def compile_cases():
+    """The two kernels at their fixed tiles, for ``compile_check``: float32 data, int32 ranks."""
+    from .compile_check import CompileCase
+
+    down = {"X": "*fp32", "W": "*fp32", "RANKS": "*i32", "H": "*fp32", "M": "i32", "N": "i32", "K": "i32",
+            "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    up = {"H": "*fp32", "P": "*fp32", "RANKS": "*i32", "Y": "*fp32", "M": "i32", "N": "i32", "R": "i32",
+          "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_R": "constexpr"}
+    tiles = f"BLOCK_M={BLOCK_M} BLOCK_N={BLOCK_N} BLOCK_K={BLOCK_K}"
+    return [CompileCase(_masked_down_kernel, down,
+                        {"BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N, "BLOCK_K": BLOCK_K}, tiles),
+            CompileCase(_rank_skipping_up_kernel, up,
+                        {"BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N, "BLOCK_R": BLOCK_K}, tiles)]
 
 
 def ordered_lowrank_reference(x, U, V, ranks) -> torch.Tensor:

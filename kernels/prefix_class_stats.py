@@ -28,6 +28,10 @@ import triton.language as tl
 from .dispatch import use_triton
 
 BLOCK_M, BLOCK_N = 16, 32
+#: The Triton path keeps every class's running mean in registers: up to this many classes.
+MAX_TRITON_CLASSES = 128
+#: Warps per program: with 4, ptxas spills registers at two classes on sm_90a (see ``compile_check``).
+NUM_WARPS = 8
 
 
 def _block_n(block_k: int) -> int:
@@ -145,10 +149,14 @@ def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, en
         Class variances with ddof 0 (0 for a class with fewer than two samples).
         float32 from the kernel, the dtype of ``X`` from the reference.
 
-    Any number of classes: the kernel narrows its block of features as ``n_classes`` grows (``_block_n``).
+    The kernel narrows its block of features as ``n_classes`` grows (``_block_n``); beyond
+    ``MAX_TRITON_CLASSES`` classes ``backend='auto'`` runs the torch reference.
     """
     _validate(X, y, order, ends, n_classes)
-    if not use_triton(X, backend):
+    if backend == "triton" and n_classes > MAX_TRITON_CLASSES:
+        raise ValueError(f"backend='triton' handles n_classes ≤ {MAX_TRITON_CLASSES}, got {n_classes}; "
+                         "use backend='auto'")
+    if n_classes > MAX_TRITON_CLASSES or not use_triton(X, backend):
         return prefix_class_stats_reference(X, y, order, ends, n_classes)
     S, L = order.shape
     G, n = ends.numel(), X.shape[1]
@@ -159,10 +167,25 @@ def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, en
     block_n = _block_n(block_k)
     grid = (S, triton.cdiv(n, block_n))
     _prefix_class_stats_kernel[grid](
-        X.contiguous(), y.to(torch.int64).contiguous(), order.to(torch.int64).contiguous(),
+        X.float().contiguous(), y.to(torch.int64).contiguous(), order.to(torch.int64).contiguous(),
         ends.to(torch.int64).contiguous(), counts, means, variances, n, L, G, n_classes,
-        BLOCK_M=BLOCK_M, BLOCK_N=block_n, BLOCK_K=block_k)
+        BLOCK_M=BLOCK_M, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=NUM_WARPS)
     return counts.round().to(torch.int64), means, variances
+
+
+def compile_cases():
+    """Every (BLOCK_K, BLOCK_N) the launcher chooses, for ``compile_check``: float32 data, int64 indices."""
+    from .compile_check import CompileCase
+
+    signature = {"X": "*fp32", "Y": "*i64", "ORDER": "*i64", "ENDS": "*i64", "COUNTS": "*fp32",
+                 "MEANS": "*fp32", "VARS": "*fp32", "N": "i32", "L": "i32", "G": "i32", "K": "i32",
+                 "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr"}
+    cases = []
+    for block_k in (2 ** i for i in range(MAX_TRITON_CLASSES.bit_length())):
+        constexprs = {"BLOCK_M": BLOCK_M, "BLOCK_N": _block_n(block_k), "BLOCK_K": block_k}
+        cases.append(CompileCase(_prefix_class_stats_kernel, signature, constexprs,
+                                 f"BLOCK_K={block_k} BLOCK_N={constexprs['BLOCK_N']}", num_warps=NUM_WARPS))
+    return cases
 
 
 def prefix_class_stats_reference(X, y, order, ends, n_classes):

@@ -43,6 +43,8 @@ import triton.language as tl
 from .dispatch import use_triton
 
 BLOCK_N, BLOCK_M, BLOCK_D = 32, 32, 32
+#: Warps per program: with 4, the JVP mode needs 255 registers and spills on sm_80 (``compile_check``).
+NUM_WARPS = 8
 MODE_NORMS, MODE_JVP, MODE_VJP = 0, 1, 2
 
 
@@ -117,7 +119,7 @@ def _launch(mode, X, W, v, dW=None, dv=None, s=None):
     _relu_gauss_newton_kernel[grid](
         X32, W32, v32, dW32 if dW32 is not None else W32, dv32 if dv32 is not None else dummy,
         s32 if s32 is not None else dummy, out, out_w, n, m, d,
-        MODE=mode, BLOCK_N=BLOCK_N, BLOCK_M=BLOCK_M, BLOCK_D=BLOCK_D)
+        MODE=mode, BLOCK_N=BLOCK_N, BLOCK_M=BLOCK_M, BLOCK_D=BLOCK_D, num_warps=NUM_WARPS)
     return (out_w, out) if mode == MODE_VJP else out
 
 
@@ -197,6 +199,20 @@ def relu_gn_matvec(X: torch.Tensor, W: torch.Tensor, v: torch.Tensor, dW: torch.
         return relu_gn_matvec_reference(X, W, v, dW, dv)
     jvp = _launch(MODE_JVP, X, W, v, dW=dW, dv=dv)
     return _launch(MODE_VJP, X, W, v, s=jvp / X.shape[0])
+
+
+def compile_cases():
+    """Both modes at the fixed tiles, for ``compile_check``: the launcher passes float32 tensors."""
+    from .compile_check import CompileCase
+
+    signature = {name: "*fp32" for name in ("X", "W", "V", "DW", "DV", "S", "OUT", "OUT_W")}
+    signature.update(N="i32", M="i32", D="i32", MODE="constexpr", BLOCK_N="constexpr",
+                     BLOCK_M="constexpr", BLOCK_D="constexpr")
+    return [CompileCase(_relu_gauss_newton_kernel, signature,
+                        {"MODE": mode, "BLOCK_N": BLOCK_N, "BLOCK_M": BLOCK_M, "BLOCK_D": BLOCK_D},
+                        f"MODE={mode} BLOCK_N={BLOCK_N} BLOCK_M={BLOCK_M} BLOCK_D={BLOCK_D}",
+                        num_warps=NUM_WARPS)
+            for mode in (MODE_NORMS, MODE_JVP, MODE_VJP)]
 
 
 def relu_gn_sq_norms_reference(X, W, v) -> torch.Tensor:

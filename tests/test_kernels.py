@@ -43,6 +43,22 @@ def test_lsa_moments_matches_reference(shape):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
+def test_lsa_moments_beyond_the_kernels_largest_d_runs_the_reference():
+    """K's [d, d] block lives in registers, so the Triton path stops at MAX_TRITON_D (compile_check)."""
+    from theorylab.kernels.lsa_moments import MAX_TRITON_D
+
+    inputs = make_inputs(2, 3, MAX_TRITON_D + 1, dtype=torch.float64)
+    assert torch.equal(lsa_moments(*inputs), lsa_moments_reference(*inputs))
+    with pytest.raises(ValueError, match=f"d ≤ {MAX_TRITON_D}"):
+        lsa_moments(*inputs, backend="triton")
+
+
+def test_lsa_moments_float64_inputs_reach_the_kernel_as_float32():
+    inputs = make_inputs(3, 11, 5, dtype=torch.float64)
+    got = lsa_moments(*inputs, backend="triton")
+    assert torch.allclose(got, lsa_moments_reference(*inputs), rtol=1e-4)
+
+
 def test_lsa_moments_one_step_gd_special_case():
     # p = e_{d+1}, K = [Γ; 0] gives the one-step GD prediction gᵀΓx_q.
     batch, n, d = 11, 19, 6
@@ -200,3 +216,20 @@ def test_interpreter_detection_agrees_with_triton(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                              cwd=tmp_path, check=True).stdout.split()
         assert out[0] == out[1], (value, out)
+
+
+def test_prefix_class_stats_beyond_the_largest_class_count_runs_the_reference():
+    from theorylab.kernels import prefix_class_stats, prefix_class_stats_reference
+    from theorylab.kernels.prefix_class_stats import MAX_TRITON_CLASSES
+
+    classes = MAX_TRITON_CLASSES + 1
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(2 * classes, 3, generator=gen)
+    y = torch.arange(2 * classes) % classes
+    order = torch.randperm(2 * classes, generator=gen)[None]
+    ends = torch.tensor([classes, 2 * classes])
+    got = prefix_class_stats(X, y, order, ends, classes, backend="auto")
+    for a, b in zip(got, prefix_class_stats_reference(X, y, order, ends, classes), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=f"n_classes ≤ {MAX_TRITON_CLASSES}"):
+        prefix_class_stats(X, y, order, ends, classes, backend="triton")
