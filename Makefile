@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # pip prints one warning per package for the machine's local index mirrors; keep the log readable.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help reproduce robustness test lint lab book bench assignments clean chromium
+.PHONY: help reproduce robustness test lint lab book bench gpu-check assignments clean chromium
 
 help:
 	@echo "make reproduce   execute every chapter, print the claims report (THEORYLAB_SCALE=full on a GPU)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab         JupyterLab on 127.0.0.1 with the chapters opening as notebooks"
 	@echo "make book        build the Jupyter Book 2 site (HTML needs the MyST theme, downloaded once)"
 	@echo "make bench       time the Triton kernels against torch (needs a GPU)"
+	@echo "make gpu-check   on a GPU, in 8 minutes: kernel tests compiled, bench, every chapter at full scale"
 	@echo "make assignments student and instructor notebooks from every chapter's exercises"
 
 $(STAMP): pyproject.toml
@@ -76,6 +77,9 @@ book: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m theorylab.kernels.bench
+
+gpu-check: $(STAMP)
+	$(PY) -m theorylab.gpu_check
 
 assignments: $(STAMP)
 	$(VENV)/bin/theorylab assignments release --out _build/assignments

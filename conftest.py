@@ -1,7 +1,8 @@
 """Root pytest configuration.
 
 * Turns on Triton's CPU interpreter before any kernel is defined, so the kernel tests run the real
-  ``@triton.jit`` code on the CPU (``@triton.jit`` reads ``TRITON_INTERPRET`` at decoration time).
+  ``@triton.jit`` code on the CPU (``@triton.jit`` reads ``TRITON_INTERPRET`` at decoration time);
+  with ``THEORYLAB_KERNEL_DEVICE=cuda`` (``make gpu-check``) the kernel tests run compiled on the GPU.
 * Collects the book's chapters, jupytext MyST notebooks (``book/*.md``), as nbval notebooks: nbval
   itself only collects ``.ipynb``. This hook must live here: a ``tests/conftest.py`` never sees
   ``book/``.
@@ -12,7 +13,9 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+# ``make gpu-check`` runs the kernel tests on a GPU instead: THEORYLAB_KERNEL_DEVICE=cuda, no interpreter.
+if os.environ.get("THEORYLAB_KERNEL_DEVICE", "cpu") == "cpu":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import jupytext  # noqa: E402
 import nbval.plugin  # noqa: E402

@@ -162,6 +162,41 @@ def bench_relu_gauss_newton(n: int, d: int, width: int, device: str = "cuda") ->
             "times_ms": times, "max_rel_diff": rel}
 
 
+#: Special-function (MUFU: log, exp, reciprocal) operations per feature per RK4 step of the JEPA ODE:
+#: four rates of (log, exp, reciprocal of ρ) plus (log, exp, reciprocal) for w and the crossing time.
+SFU_OPS_PER_STEP = 15
+
+
+def bench_feature_dynamics(n: int, depth: int, n_steps: int, device: str = "cuda") -> dict:
+    """Time the per-feature RK4 integration of JEPA's ODE for ``n`` features and ``n_steps`` steps. The
+    kernel keeps each feature in registers and is bound by the special-function units (log/exp), so
+    the figure of merit is SFU operations per second against the SFU peak (FP32 peak / 16 on Ampere and
+    Hopper: 16 SFU lanes per 128 FP32 lanes per SM, an FMA counted as two FLOPs)."""
+    import triton.testing
+
+    from .feature_dynamics import feature_half_times, feature_half_times_reference
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    lam = 0.5 + torch.rand(n, device=device, generator=gen)
+    rho = 0.3 + 0.7 * torch.rand(n, device=device, generator=gen)
+    t_max = torch.full((n,), 0.25 * n_steps, device=device)     # step 0.25: RK4 well inside stability
+    kwargs = dict(depth=depth, eps=0.05, objective="jepa", n_steps=n_steps)
+    got, _ = feature_half_times(lam, rho, t_max, backend="triton", **kwargs)
+    want, _ = feature_half_times_reference(lam.double(), rho.double(), t_max.double(), **kwargs)
+    finite = torch.isfinite(want) & (want > 0)
+    rel = ((got.double()[finite] - want[finite]).abs() / want[finite].abs()).max().item()
+    compiled = torch.compile(feature_half_times_reference)
+    times = {
+        "triton": triton.testing.do_bench(lambda: feature_half_times(lam, rho, t_max, backend="triton",
+                                                                     **kwargs)),
+        "torch eager": triton.testing.do_bench(lambda: feature_half_times_reference(lam, rho, t_max,
+                                                                                    **kwargs)),
+        "torch.compile": triton.testing.do_bench(lambda: compiled(lam, rho, t_max, **kwargs)),
+    }
+    return {"shape": f"n={n} L={depth} steps={n_steps}", "sfu_ops": SFU_OPS_PER_STEP * n * n_steps,
+            "times_ms": times, "max_rel_diff": rel}
+
+
 def bench_prefix_class_stats(orders: int, length: int, n: int, classes: int = 10, sizes: int = 20,
                              device: str = "cuda") -> dict:
     """Time ``prefix_class_stats`` for ``orders`` orders of ``length`` samples in dimension ``n`` with
@@ -251,6 +286,18 @@ def main() -> int:
             frac = f"{gbs / peak:7.1%}" if peak else "    n/a"
             print(f"{result['shape']:<36} {impl:<14} {ms:8.3f} {gbs:8.0f} {frac:>8}")
         print(f"{'':<36} max relative difference triton vs float64 reference: {result['max_rel_diff']:.1e}")
+    print(f"\nfeature_dynamics: RK4 per feature in registers, special-function operations (≈"
+          f"{SFU_OPS_PER_STEP} per feature-step) vs the SFU peak ≈ FP32 peak / 16")
+    print(f"{'shape':<32} {'impl':<14} {'ms':>9} {'Gop/s':>8} {'of peak':>8}")
+    sfu_peak = peak32 / 16 * 1e3 if peak32 else None       # G operations per second
+    for n, depth, n_steps in [(1 << 20, 3, 200), (1 << 22, 5, 200)]:
+        result = bench_feature_dynamics(n, depth, n_steps)
+        for impl, ms in result["times_ms"].items():
+            gops = result["sfu_ops"] / ms / 1e6
+            frac = f"{gops / sfu_peak:7.1%}" if sfu_peak else "    n/a"
+            print(f"{result['shape']:<32} {impl:<14} {ms:9.3f} {gops:8.0f} {frac:>8}")
+        print(f"{'':<32} max relative difference of the half-times vs float64 reference: "
+              f"{result['max_rel_diff']:.1e}")
     return 0
 
 

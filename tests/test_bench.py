@@ -57,6 +57,12 @@ def test_bench_prefix_class_stats_on_cpu(cpu_timing):
     assert result["max_rel_diff"] < 1e-4 and result["bytes"] > 0
 
 
+def test_bench_feature_dynamics_on_cpu(cpu_timing):
+    result = bench.bench_feature_dynamics(200, 3, 50, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-3 and result["sfu_ops"] == bench.SFU_OPS_PER_STEP * 200 * 50
+
+
 def test_peak_tables():
     assert bench.peak_bandwidth("NVIDIA H100 80GB HBM3") == 3350.0
     assert bench.peak_bandwidth("NVIDIA H100 PCIe") == 2000.0
