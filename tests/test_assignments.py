@@ -395,7 +395,10 @@ def test_chapter_student_zero_and_runs_to_the_end(released, chapter):
     assert [n for n in report.notes if "one-piece format" not in n] == [], report.notes
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+# One chapter is enough here: that every chapter's solutions pass is the instructor test, and the
+# tampering rules do not depend on the chapter (the mini book tests them too); each chapter graded is
+# a whole chapter executed.
+@pytest.mark.parametrize("chapter", CHAPTERS[:1])
 def test_chapter_partial_and_tampered(released, chapter, tmp_path):
     """Question 1 answered right, question 2 wrong (still the stub), question 3 answered right but
     its visible test edited: exactly question 1's points."""
