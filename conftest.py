@@ -3,6 +3,11 @@
 * Turns on Triton's CPU interpreter before any kernel is defined, so the kernel tests run the real
   ``@triton.jit`` code on the CPU (``@triton.jit`` reads ``TRITON_INTERPRET`` at decoration time);
   with ``THEORYLAB_KERNEL_DEVICE=cuda`` (``make gpu-check``) the kernel tests run compiled on the GPU.
+* Shares each chapter's execution: nbval's run of a chapter, once every cell passed, is saved as an
+  executed notebook under ``_build/test-executions/`` keyed by the chapter's source, theorylab's
+  and the kernels' sources and the run's knobs; the book's content build (tests/test_book.py) uses it
+  through the ``executed_chapter`` fixture instead of executing the chapter again, waiting for nbval's
+  run of that chapter if it is under way and executing the chapter itself if none is saved.
 * Under pytest-xdist (``make test`` runs two workers on two cores), keeps each worker and every kernel
   it starts to one torch/BLAS thread (two processes with two threads each on two cores made torch ten
   times slower), and keeps together what must run in one process: the cells of a notebook, and the
@@ -15,19 +20,70 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 # ``make gpu-check`` runs the kernel tests on a GPU instead: THEORYLAB_KERNEL_DEVICE=cuda, no interpreter.
 if os.environ.get("THEORYLAB_KERNEL_DEVICE", "cpu") == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Chapters run as `make book` builds them: no progress bars among the outputs (shared executions).
+os.environ.setdefault("THEORYLAB_PROGRESS", "0")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_threads, "1")
 
 import jupytext  # noqa: E402
+import nbformat  # noqa: E402
 import nbval.plugin  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+EXECUTIONS = ROOT / "_build" / "test-executions"
+#: Environment variables that change what a chapter computes or shows.
+EXECUTION_KNOBS = ("THEORYLAB_SEED", "THEORYLAB_SCALE", "THEORYLAB_DEVICE", "THEORYLAB_PROGRESS")
+
+
+def execution_key(chapter: Path) -> str:
+    """Identifies one execution of ``chapter``: its source, every source file of theorylab and of the
+    kernels, and the knobs. Two runs with the same key produce the same notebook."""
+    digest = hashlib.sha256(Path(chapter).read_bytes())
+    for source in sorted([*(ROOT / "theorylab").rglob("*.py"), *(ROOT / "kernels").rglob("*.py")]):
+        digest.update(source.relative_to(ROOT).as_posix().encode())
+        digest.update(source.read_bytes())
+    for knob in EXECUTION_KNOBS:
+        digest.update(f"{knob}={os.environ.get(knob, '')}".encode())
+    return digest.hexdigest()[:20]
+
+
+@contextmanager
+def chapter_lock(stem: str):
+    """Held while a chapter is being executed for the shared cache (by nbval or by a consumer)."""
+    EXECUTIONS.mkdir(parents=True, exist_ok=True)
+    with open(EXECUTIONS / f"{stem}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def saved_execution(chapter: Path) -> Path:
+    return EXECUTIONS / f"{chapter.stem}-{execution_key(chapter)}.ipynb"
+
+
+def save_execution(nb, chapter: Path) -> None:
+    path = saved_execution(chapter)
+    for old in EXECUTIONS.glob(f"{chapter.stem}-*.ipynb"):
+        old.unlink()
+    nb.metadata.pop("jupytext", None)       # mystmd warns about jupytext's keys in an .ipynb
+    partial = path.with_suffix(".partial")
+    nbformat.write(nb, str(partial))
+    partial.replace(path)
 
 
 def is_myst_notebook(path) -> bool:
@@ -50,20 +106,66 @@ def _without(variable: str):
 
 
 class MystNotebookFile(nbval.plugin.IPyNbFile):
-    """nbval's notebook collector reading a jupytext MyST file instead of an ``.ipynb``."""
+    """nbval's notebook collector reading a jupytext MyST file instead of an ``.ipynb``; a run in which
+    every cell passed is saved for the other consumers (see ``executed_chapter``)."""
 
     def collect(self):
         original = nbval.plugin.nbformat.read
         nbval.plugin.nbformat.read = lambda path, as_version=4: jupytext.read(path, as_version)
+        self._cells = []
         try:
-            yield from super().collect()
+            for item in super().collect():
+                self._cells.append(item)
+                yield item
         finally:
             nbval.plugin.nbformat.read = original
 
     def setup(self):
+        self._lock = chapter_lock(self.path.stem)
+        self._lock.__enter__()
         # Chapters run as a reader runs them: the torch path on a CPU, not the Triton interpreter.
         with _without("TRITON_INTERPRET"):
             super().setup()
+
+    def teardown(self):
+        try:
+            super().teardown()
+            cells = getattr(self, "_cells", [])
+            ran = [c for c in cells if c.test_outputs is not None]
+            errors = any(o.get("output_type") == "error" for c in ran for o in c.test_outputs)
+            if cells and len(ran) == len(cells) and not errors:
+                for count, item in enumerate(cells, start=1):
+                    item.cell.outputs = [nbformat.from_dict(dict(o)) for o in item.test_outputs]
+                    for output in item.cell.outputs:
+                        if output.get("output_type") == "execute_result":
+                            output["execution_count"] = count
+                    item.cell.execution_count = count
+                save_execution(self.nb, self.path)
+        finally:
+            if getattr(self, "_lock", None) is not None:
+                self._lock.__exit__(None, None, None)
+                self._lock = None
+
+
+@pytest.fixture(scope="session")
+def executed_chapter():
+    """``executed_chapter(path)``: the executed notebook of a chapter, shared with nbval's run of it
+    (waits for that run if it holds the chapter's lock; executes the chapter if nothing is saved)."""
+    def get(chapter: Path) -> Path:
+        chapter = Path(chapter)
+        with chapter_lock(chapter.stem):
+            path = saved_execution(chapter)
+            if not path.exists():
+                import tempfile
+
+                from theorylab.reproduce import execute_chapter
+
+                with tempfile.TemporaryDirectory() as out, _without("TRITON_INTERPRET"):
+                    run = execute_chapter(chapter, Path(out), timeout=900)
+                    assert not run.errors, f"{chapter.name}: {run.errors}"
+                    save_execution(nbformat.read(run.notebook, as_version=4), chapter)
+            return path
+    return get
 
 
 def pytest_collect_file(file_path, parent):
@@ -77,11 +179,30 @@ def pytest_collect_file(file_path, parent):
 SPREAD_MODULES = ("test_assignments.py",)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Group items for ``--dist loadgroup``: one group per notebook and per test module, except the
-    modules in ``SPREAD_MODULES``, whose tests go to whichever worker is free."""
-    import pytest
+#: Run first: the longest group (every chapter in a browser), so that it does not finish last alone.
+FIRST_MODULES = ("test_browser.py",)
+#: Run last: consumers of the chapters' shared executions, once nbval has saved them.
+LAST_MODULES = ("test_book.py",)
 
+
+def _order(item) -> int:
+    if item.path.name in FIRST_MODULES:
+        return 0
+    if isinstance(item.parent, MystNotebookFile):
+        return 1
+    return 3 if item.path.name in LAST_MODULES else 2
+
+
+def pytest_configure(config):
+    # pytest-xdist registers this marker only when it is active (not under -p no:xdist)
+    config.addinivalue_line("markers", "xdist_group(name): tests that run in one pytest-xdist worker")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the items (the browser first, then the notebooks, the book's build last) and group them
+    for ``--dist loadgroup``: one group per notebook and per test module, except the modules in
+    ``SPREAD_MODULES``, whose tests go to whichever worker is free."""
+    items.sort(key=_order)   # stable: the order within each class is kept
     for item in items:
         if item.path.name not in SPREAD_MODULES:
             item.add_marker(pytest.mark.xdist_group(item.path.name))
