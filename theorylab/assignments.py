@@ -221,6 +221,11 @@ def _to_notebook(nb, chapter: str, *, student: bool):
                                            "exercise": _exercise_of_solution(cell, out.cells, position)}
         if student and kind == SOLUTION:
             cell.source = stub_source(cell.source, cell.metadata[METADATA_KEY]["exercise"])
+        if student and kind == TEST:
+            # Locked as nbgrader locks its test cells (JupyterLab honours both keys); the grader's
+            # "edited check" rule applies whatever the notebook's metadata says.
+            cell.metadata["editable"] = False
+            cell.metadata["deletable"] = False
         if student and cell.cell_type == "markdown":
             cell.source = _strip_solution_blocks(cell.source)
         cells.append(cell)
@@ -248,10 +253,21 @@ def find_chapters(book: Path, names: list[str] | None = None) -> list[Path]:
         raise AssignmentError(str(exc)) from None
 
 
-def release(chapter_paths: list[Path], out: Path) -> list[dict]:
+MANIFEST = "manifest.json"
+
+
+def release(chapter_paths: list[Path], out: Path, *, due: str | None = None) -> list[dict]:
     """Write ``OUT/student/<chapter>.ipynb`` and ``OUT/instructor/<chapter>.ipynb`` for each chapter
-    that has exercises; returns one summary per chapter (exercises and their points)."""
+    that has exercises; returns one summary per chapter (exercises and their points).
+
+    The release also keeps what it was made from: ``OUT/source/<chapter>.md`` (the chapter as released)
+    and ``OUT/manifest.json`` (each chapter's source hash, questions and points, the grader version and
+    ``due``, an ISO 8601 date-time, if given). ``theorylab assignments grade --release OUT`` grades
+    against that copy, so that editing the book after a release changes nobody's grade.
+    """
     out = Path(out)
+    if due is not None:
+        parse_due(due)
     summaries = []
     for path in chapter_paths:
         nb, exercises = read_chapter(path)
@@ -267,7 +283,46 @@ def release(chapter_paths: list[Path], out: Path) -> list[dict]:
                                          "visible": sum(t.points for t in e.tests if t.kind == TEST),
                                          "hidden": sum(t.points for t in e.tests if t.kind == HIDDEN)}
                                         for e in exercises]})
+        (out / "source").mkdir(parents=True, exist_ok=True)
+        source = path.read_bytes()
+        (out / "source" / path.name).write_bytes(source)
+        summaries[-1].update(source=f"source/{path.name}", sha256=hashlib.sha256(source).hexdigest(),
+                             points=sum(q["points"] for q in summaries[-1]["questions"]))
+    manifest = out / MANIFEST
+    previous = json.loads(manifest.read_text()) if manifest.is_file() else {"chapters": []}
+    kept = [c for c in previous.get("chapters", []) if c["chapter"] not in {s["chapter"] for s in summaries}]
+    manifest.write_text(json.dumps({
+        "grader_version": grader_version(), "released": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "due": due, "chapters": kept + summaries}, indent=1), encoding="utf-8")
     return summaries
+
+
+def parse_due(text: str):
+    """An ISO 8601 date-time (``2027-01-15T23:59``, optionally with a UTC offset; without one, the
+    machine's local time) as an aware datetime; :class:`AssignmentError` naming the value otherwise."""
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise AssignmentError("due must be an ISO 8601 date-time such as 2027-01-15T23:59, "
+                              f"got {text!r}") from None
+    return value if value.tzinfo else value.astimezone()
+
+
+def read_manifest(release_dir: Path) -> dict:
+    """The release's manifest, with each chapter's source checked against its recorded hash."""
+    path = Path(release_dir) / MANIFEST
+    if not path.is_file():
+        raise AssignmentError(f"{release_dir} is not a release folder (no {MANIFEST}); "
+                              "make one with `theorylab assignments release`")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for chapter in manifest.get("chapters", []):
+        source = Path(release_dir) / chapter["source"]
+        if not source.is_file() or hashlib.sha256(source.read_bytes()).hexdigest() != chapter["sha256"]:
+            raise AssignmentError(f"{source} is missing or differs from the release ({MANIFEST} records "
+                                  f"sha256 {chapter['sha256'][:12]}…)")
+    return manifest
 
 
 # ----------------------------------------------------------------------------------------------
