@@ -18,7 +18,8 @@ help:
 	@echo "make robustness  every chapter at seeds 0-4: for how many seeds each claim held"
 	@echo "make test        ruff, unit and kernel tests, every chapter through nbval"
 	@echo "make lab         JupyterLab on 127.0.0.1 with the chapters opening as notebooks"
-	@echo "make book        build the Jupyter Book 2 site (HTML needs the MyST theme, downloaded once)"
+	@echo "make book        build the Jupyter Book 2 site (HTML needs the MyST theme, downloaded once);"
+	@echo "                 BOOK_PUBLIC=1 make book: without solutions or hidden checks, in _build/public"
 	@echo "make bench       time the Triton kernels against torch (needs a GPU)"
 	@echo "make gpu-check   on a GPU, in 8 minutes: kernel tests compiled, bench, every chapter at full scale"
 	@echo "make assignments student and instructor notebooks from every chapter's exercises"
@@ -59,9 +60,15 @@ lab: $(STAMP)
 
 # mystmd executes and validates the content offline; only the HTML theme (book-theme) must be
 # downloaded, once, from the MyST template service. Without it, the content is still built.
+# BOOK_PUBLIC=1: the book a course can publish while it grades the exercises, built in _build/public from a
+# copy without the written solutions, the solution code (stubs instead) or the hidden checks.
 book: $(STAMP)
 	@# THEORYLAB_PROGRESS=0: training progress bars are live widgets, meaningless on a static page.
 	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" THEORYLAB_PROGRESS=0; \
+	if [ -n "$${BOOK_PUBLIC:-}" ]; then \
+	  rm -rf _build/public && theorylab assignments public-book --out _build/public/book && \
+	  cp myst.yml _build/public/ && cd _build/public; \
+	fi; \
 	if myst build --execute --html && test -f _build/html/index.html; then \
 	  echo "book: HTML site in _build/html (open _build/html/index.html)"; \
 	else \
