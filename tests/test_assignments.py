@@ -423,3 +423,16 @@ def test_chapter_partial_and_tampered(released, chapter, tmp_path):
     assert by[third].points == 0 and "edited or deleted" in by[third].reason
     assert report.total == by[first].max_points
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_assertion_of_every_check_has_a_message_for_the_student(chapter):
+    """The feedback shows a failed visible check's assertion message: each one must have one."""
+    import ast
+
+    _, exercises = assignments.read_chapter(BOOK / f"{chapter}.md")
+    silent = [f"{test.exercise} ({test.kind}), line {node.lineno}: {ast.unparse(node.test)[:60]}"
+              for exercise in exercises for test in exercise.tests if test.two_halves
+              for node in ast.walk(ast.parse(test.verify_source))
+              if isinstance(node, ast.Assert) and node.msg is None]
+    assert not silent, "assertions without a message:\n" + "\n".join(silent)
