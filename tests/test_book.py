@@ -99,9 +99,8 @@ def test_every_toc_page_built_with_outputs(built):
 
 def test_pages_show_readers_no_reprs_no_latex_titles_no_overlong_claims(built):
     work, _, _ = built
-    # Widget reprs are not checked yet: the Explore panels' text/plain still reaches the page (issue 23).
     problems = [f"{p.stem}: {problem}" for p in sorted((work / "_build" / "site" / "content").glob("*.json"))
-                for problem in page_problems(json.loads(p.read_text()), widgets=False)]
+                for problem in page_problems(json.loads(p.read_text()))]
     assert not problems, "\n".join(problems)
 
 

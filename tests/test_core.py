@@ -107,7 +107,7 @@ def test_explore_panel_redraws_and_fallback_draws_each_setting():
     panel, fig = explore(draw, {"a": slider, "b": widgets.FloatSlider(0.5)},
                          fallback=[{"a": 2}, {"a": 3, "b": 1.0}])
     assert isinstance(panel, widgets.VBox)
-    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "a=3, b=1"
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "a = 3, b = 1"
     image = panel.children[1]
     first = bytes(image.value)
     assert first.startswith(b"\x89PNG")
@@ -115,6 +115,31 @@ def test_explore_panel_redraws_and_fallback_draws_each_setting():
     assert calls[-1] == (4, 0.5)
     assert bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
     assert (2, 0.5) in calls and (3, 1.0) in calls
+
+
+def test_explore_panel_fits_responds_on_release_and_reads_well_in_the_static_book():
+    def draw(ax, lr, batch):
+        ax.plot([0, 1], [lr, batch])
+
+    eta = widgets.FloatSlider(0.06, min=0.01, max=0.1, step=0.01, description="η")
+    batch = widgets.IntSlider(1, min=1, max=8, description="B")
+    panel, fig = explore(draw, {"lr": eta, "batch": batch},
+                         fallback=[{"lr": 0.03}, {"lr": 0.09}, {"lr": 0.09, "batch": 8}],
+                         tooltips={"lr": "step size η", "batch": "batch size B"})
+    assert not eta.continuous_update and not batch.continuous_update     # redraw on release
+    assert eta.tooltip == "step size η" and eta.style.description_width == "initial"
+    assert panel.children[0].layout.flex_flow == "row wrap" and eta.layout.min_width
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["η = 0.03", "η = 0.09", "η = 0.09, B = 8"]
+    assert len(fig.axes) == 4 and not fig.axes[3].get_visible()          # two per row, 2 × 2
+    bundle = panel._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("[Interactive panel") and "VBox(" not in repr(panel)
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    fast, _ = explore(draw, {"lr": widgets.FloatSlider(0.05), "batch": widgets.IntSlider(1)},
+                      fallback=[{}], continuous=True)
+    assert fast.children[0].children[0].continuous_update
+    with pytest.raises(ValueError, match="tooltips name unknown"):
+        explore(draw, {"lr": eta, "batch": batch}, fallback=[{}], tooltips={"eta": "?"})
 
 
 def test_explore_shows_a_failing_draw_in_the_panel():
