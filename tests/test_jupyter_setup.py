@@ -27,3 +27,19 @@ def test_configure_is_idempotent(tmp_path):
     second = [p.read_text() if p.is_file() else (p / "kernel.json").read_text()
               for p in jupyter_setup.configure(tmp_path)]
     assert first == second
+
+
+def test_jupyterlab_renders_myst_and_opens_jupytext_notebooks():
+    """jupyterlab-myst (math, directives, cross-references and dropdowns in Markdown cells) and the
+    Jupytext viewer are installed, enabled and compatible with this JupyterLab."""
+    import subprocess
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).parent / "jupyter"
+    listing = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True,
+                             timeout=120)
+    text = listing.stdout + listing.stderr
+    assert "not compatible" not in text, text
+    for extension in ("jupyterlab-myst", "jupyterlab-jupytext"):
+        line = next((line for line in text.splitlines() if extension in line), "")
+        assert "enabled" in line and "OK" in line, f"{extension}: {line or 'not installed'}"
