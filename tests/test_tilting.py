@@ -193,6 +193,52 @@ def test_digits_split_and_pair():
     np.testing.assert_array_equal(X[y > 0], X_train[c_train == 7])
 
 
+def test_tilt_direction_completes_the_nearest_centroid_normal():
+    X, y = two_blobs()
+    z = tl.nearest_centroid_normal(X, y)
+    w = 2.0 * z + np.random.default_rng(3).normal(size=7)
+    u, theta = tl.tilt_direction(w, X, y), tl.deviation_angle(w, X, y)
+    assert u @ z == pytest.approx(0.0, abs=1e-14) and np.linalg.norm(u) == pytest.approx(1.0)
+    np.testing.assert_allclose(w / np.linalg.norm(w), math.cos(theta) * z + math.sin(theta) * u, atol=1e-14)
+    with pytest.raises(ValueError, match="no tilt direction"):
+        tl.tilt_direction(3 * z, X, y)
+
+
+def test_tilt_variance_ratio_averages_to_one_over_the_directions_orthogonal_to_z():
+    X, y = two_blobs(d=6)
+    z = tl.nearest_centroid_normal(X, y)
+    basis = np.linalg.qr(np.c_[z, np.random.default_rng(4).normal(size=(6, 5))])[0][:, 1:]  # ⊥ ẑ
+    ratios = [tl.tilt_variance_ratio(z + v, X, y) for v in basis.T]
+    assert np.mean(ratios) == pytest.approx(1.0, rel=1e-12)
+    sigma = tl.within_class_covariance(X, y)
+    i, j = tl.class_centroids(X, y)
+    centred = np.where((y > 0)[:, None], X - j, X - i)
+    np.testing.assert_allclose(sigma, np.cov(centred.T, bias=True), atol=1e-13)
+    # a direction of zero within-class variance has ratio 0
+    X2 = np.c_[X, np.zeros(len(X))]
+    assert tl.tilt_variance_ratio(np.r_[z, 0.0] + np.eye(7)[6], X2, y) == pytest.approx(0.0, abs=1e-14)
+    with pytest.raises(ValueError, match="at least 2 columns"):
+        tl.tilt_variance_ratio([1.0], X[:, :1], y)
+
+
+def test_error_mass_mirror_identity_and_hinge_bound():
+    X, y = two_blobs()
+    rng = np.random.default_rng(5)
+    z, b_nc = tl.nearest_centroid_classifier(X, y)
+    i, j = tl.class_centroids(X, y)
+    for _ in range(5):
+        w, b = z + rng.normal(size=7), float(rng.normal())
+        e = tl.error_mass(w, b, X, y)
+        mirror = np.linalg.norm(tl.mirror_images(w, b, X) - X, axis=1)
+        balanced = 0.5 * (mirror[y < 0].mean() + mirror[y > 0].mean())
+        theta = tl.deviation_angle(w, X, y)
+        assert balanced == pytest.approx(np.linalg.norm(j - i) * math.cos(theta) + 4 * e, rel=1e-12)
+        hinge = np.maximum(0.0, 1 - y * (X @ w + b))
+        assert e <= 0.5 * (hinge[y < 0].mean() + hinge[y > 0].mean()) / np.linalg.norm(w) + 1e-15
+    far = np.r_[-np.ones(5), np.ones(5)]
+    assert tl.error_mass([1.0], 0.0, far[:, None] * 3, far) == 0.0     # no errors, no mass
+
+
 # ---------------------------------------------------------------------------------------------------
 # Many classifiers at once
 # ---------------------------------------------------------------------------------------------------
@@ -248,6 +294,22 @@ def test_classifier_statistics_two_class_labels_and_validation():
         tl.classifier_statistics(X, y, W, np.zeros(2), positive=1, negative=1, device="cpu")
     with pytest.raises(ValueError, match="labels must be integer"):
         tl.classifier_statistics(X, y + 0.5, W, np.zeros(2), device="cpu")
+
+
+def test_a_lost_tile_of_rows_moves_d_adv_far_beyond_the_float32_bound():
+    """A kernel that skipped a tile of 64 rows (a wrong mask) would move d_adv far beyond the float32
+    rounding bound that the chapter's float32-vs-float64 comparison allows, for most classifiers."""
+    X, labels, W, b, pos, neg = multiclass_problem(n=256, m=40, seed=2)
+    exact = tl.classifier_statistics(X, labels, W, b, pos, neg, device="cpu", dtype=torch.float64,
+                                     backend="torch")
+    bound = tl.float32_error_bound(X, labels, W, b, pos, neg)
+    for start in range(0, 256, 64):
+        keep = np.ones(256, dtype=bool)
+        keep[start:start + 64] = False
+        lost = tl.classifier_statistics(X[keep], labels[keep], W, b, pos, neg, device="cpu",
+                                        dtype=torch.float64, backend="torch")
+        shift = np.abs(lost.d_adv - exact.d_adv) / bound
+        assert np.median(shift) > 10 and np.mean(shift > 1) > 0.5
 
 
 # ---------------------------------------------------------------------------------------------------

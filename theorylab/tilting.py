@@ -11,6 +11,9 @@ book, pixel intensities scaled to [0, 1]). With the class centroids ``i`` and ``
 * error distance ``d_err``: the mean of ``−y·d(x)`` over the misclassified points;
 * projected image ``x − d(x) ŵ`` (on the boundary) and mirror image ``x − 2 d(x) ŵ`` (the same
   distance on the other side).
+* error mass ``e = mean_bal(|d(x)|·1[x misclassified])``, the error term of the mirror identity;
+* tilt direction ``u``: the part of ``ŵ`` orthogonal to ``ẑ``, normalised, and the within-class variance
+  along it relative to the average over directions orthogonal to ``ẑ`` (:func:`tilt_variance_ratio`).
 
 Arrays: ``X`` [n, d], labels ``y`` [n] in {−1, +1}, ``w`` [d], ``b`` a scalar; NumPy or torch (CPU)
 inputs, float64 NumPy outputs. :func:`classifier_statistics` handles many classifiers at once
@@ -34,7 +37,8 @@ __all__ = [
     "adversarial_distance", "error_distance", "error_rate", "projected_images", "mirror_images",
     "tilted_classifier", "fgsm_threshold", "replicate_pixels", "plane_data", "digits_split",
     "digit_pair", "flip_labels", "critical_C", "nc_angle_rounding_bound", "svm_path", "classifier_statistics",
-    "ClassifierStatistics", "float32_error_bound", "class_centroids",
+    "ClassifierStatistics", "float32_error_bound", "class_centroids", "within_class_covariance",
+    "tilt_direction", "tilt_variance_ratio", "error_mass",
 ]
 
 
@@ -206,6 +210,60 @@ def tilted_classifier(X, y, normal, theta) -> tuple[np.ndarray, float]:
     w = math.cos(theta) * z + math.sin(theta) * n_hat
     i, j = class_centroids(X, y)
     return w, float(-w @ (i + j) / 2)
+
+
+def error_mass(w, b, X, y) -> float:
+    """``e = mean_bal(|d(x)|·1[x misclassified])``: the class-balanced mean depth of the errors, 0 when
+    there are none. It is the error term of the mirror identity
+    ``mean_bal ‖x_m − x‖ = ‖j − i‖ cos θ + 4e``, and ``e = ½ Σ_c (errors of class c / n_c)·d_err,c``."""
+    X, y = _data(X, y)
+    depth = np.maximum(0.0, -y * signed_distance(w, b, X))
+    return float(0.5 * (depth[y < 0].mean() + depth[y > 0].mean()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where the tilt goes
+# ---------------------------------------------------------------------------------------------------
+
+def within_class_covariance(X, y) -> np.ndarray:
+    """Pooled within-class covariance ``Σ_w = mean_k (x_k − c(x_k))(x_k − c(x_k))ᵀ`` [d, d], with
+    ``c(x)`` the centroid of the class of ``x`` (the plain mean over all points, divisor ``n``)."""
+    X, y = _data(X, y)
+    i, j = class_centroids(X, y)
+    centred = np.where((y > 0)[:, None], X - j, X - i)
+    return centred.T @ centred / len(y)
+
+
+def tilt_direction(w, X, y) -> np.ndarray:
+    """The unit tilt direction ``u`` [d]: the part of ``ŵ`` orthogonal to the nearest-centroid normal
+    ``ẑ``, normalised, so that ``ŵ = cos θ ẑ + sin θ u``. Raises for ``w`` parallel to ``ẑ`` (θ = 0
+    or π to within 1e-12 rad), where the tilt direction is undefined."""
+    z = nearest_centroid_normal(X, y)
+    w = _normal(w, z.shape[0])
+    w_hat = w / np.linalg.norm(w)
+    off = w_hat - (w_hat @ z) * z
+    if np.linalg.norm(off) <= 1e-12:
+        raise ValueError("w is parallel to the nearest-centroid normal (θ = 0 or π): it has no tilt "
+                         "direction")
+    return off / np.linalg.norm(off)
+
+
+def tilt_variance_ratio(w, X, y) -> float:
+    """``uᵀΣ_w u / v̄``: the within-class variance of the data along the unit tilt direction ``u``
+    (:func:`tilt_direction`), relative to ``v̄ = (tr Σ_w − ẑᵀΣ_w ẑ)/(d − 1)``, the mean of ``vᵀΣ_w v``
+    over unit vectors ``v`` orthogonal to ``ẑ`` (the expected variance along a tilt direction chosen
+    without looking at the data's spread). Above 1: the tilt goes into directions where the classes
+    vary more than average; below 1: less. Needs ``d ≥ 2``."""
+    X, y = _data(X, y)
+    if X.shape[1] < 2:
+        raise ValueError(f"X must have at least 2 columns to have a tilt direction, got {X.shape[1]}")
+    u = tilt_direction(w, X, y)
+    z = nearest_centroid_normal(X, y)
+    sigma = within_class_covariance(X, y)
+    mean_variance = (np.trace(sigma) - z @ sigma @ z) / (X.shape[1] - 1)
+    if mean_variance <= 0:
+        raise ValueError("the classes do not vary in any direction orthogonal to ẑ: the ratio is undefined")
+    return float(u @ sigma @ u / mean_variance)
 
 
 # ---------------------------------------------------------------------------------------------------
