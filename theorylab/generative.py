@@ -15,9 +15,11 @@ Learning curves: :func:`random_orders`, :func:`nb_prefix_fits` (every prefix of 
 through :func:`theorylab.kernels.prefix_class_stats`), :func:`lr_prefix_fits` (the logistic regressions
 of all orders at one size as one batched L-BFGS problem, size after size with warm starts),
 :func:`test_errors`; :func:`samples_to_reach` finds the training-set size a learner needs;
-:func:`nb_error_prediction` is naive Bayes's learning curve in closed form and :func:`nb_error_simulation`
-a Monte Carlo of it; :func:`explore_table` / :func:`stored_explore_table` hold the chapter's Explore
-panel. Errors are fractions in [0, 1].
+:func:`nb_error_prediction` is naive Bayes's learning curve in closed form (valid from
+:func:`nb_prediction_start` on) and :func:`nb_error_simulation` a Monte Carlo of it;
+:func:`lr_error_coefficient` is LR's asymptotic excess 0–1 error and :func:`logistic_calibration_inverse`
+the bound of 0–1 excess by logistic excess; :func:`explore_table` / :func:`stored_explore_table` hold the
+chapter's Explore panel. Errors are fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ __all__ = [
     "GaussianNaiveBayes", "LogisticRegression", "Mixture", "mixture", "gaussian_mixture",
     "gaussian_posterior", "nb_parameters", "fit_logistic_many", "random_orders", "nb_prefix_fits",
     "lr_prefix_fits", "test_errors", "learning_curves", "samples_to_reach", "nb_error_prediction",
-    "nb_error_simulation", "first_crossing", "explore_table", "stored_explore_table", "write_explore_table",
+    "nb_error_simulation", "nb_prediction_start", "lr_error_coefficient", "logistic_calibration_inverse",
+    "first_crossing", "explore_table", "stored_explore_table", "write_explore_table",
     "pretrained_digit_features",
 ]
 
@@ -560,11 +563,11 @@ class Mixture:
     def error(self, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Exact misclassification probability of ``argmax_k (W x + b)_k`` under the mixture.
 
-        ``W`` [..., K, n] and ``b`` [..., K]; batched for two classes. Given ``y = k`` the score
+        ``W`` [..., K, n] and ``b`` [..., K]; batched for two and three classes. Given ``y = k`` the score
         differences ``(W_j − W_k) x + b_j − b_k`` are jointly Gaussian, so the probability of a correct
-        answer is a Gaussian orthant probability: ``Φ`` for ``K = 2``; for ``K > 2`` an interval when
-        the differences are collinear (e.g. collinear class means), Genz's algorithm (scipy, absolute
-        accuracy ~1e-6) otherwise.
+        answer is a Gaussian orthant probability: ``Φ`` for ``K = 2``; for ``K = 3`` a bivariate normal
+        probability by Owen's T function (batched too); for ``K > 3`` an interval when the differences are
+        collinear (e.g. collinear class means), Genz's algorithm (scipy, absolute accuracy ~1e-6) otherwise.
         """
         W, b = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(b, dtype=DTYPE)
         K = self.n_classes
@@ -580,9 +583,19 @@ class Mixture:
             # class 0 is wrong when the score is > 0, class 1 when it is < 0
             wrong = torch.stack([normal.cdf(scores[..., 0] / sd), normal.cdf(-scores[..., 1] / sd)], -1)
             return wrong.mean(-1)
-        if W.ndim != 2:
-            raise ValueError(f"for more than two classes give one classifier, W [K, n]; got {list(W.shape)}")
         Sigma = self.covariance()
+        if K == 3:                                   # bivariate orthants, batched (Owen's T function)
+            wrong = 0.0
+            for k in range(3):
+                others = [j for j in range(3) if j != k]
+                A = W[..., others, :] - W[..., k : k + 1, :]                            # [..., 2, n]
+                mean = A @ self.means[k] + b[..., others] - b[..., k : k + 1]          # [..., 2]
+                cov = A @ Sigma @ A.transpose(-1, -2)                                  # [..., 2, 2]
+                wrong = wrong + 1.0 - _bivariate_all_negative(mean.numpy(), cov.numpy())
+            return torch.as_tensor(wrong / 3, dtype=DTYPE)
+        if W.ndim != 2:
+            raise ValueError(f"for more than three classes give one classifier, W [K, n]; "
+                             f"got {list(W.shape)}")
         wrong = 0.0
         for k in range(K):
             others = [j for j in range(K) if j != k]
@@ -622,6 +635,24 @@ class Mixture:
         """
         bayes = self.bayes_error()
         return {"nb": float(self.error(*self.nb_limit())), "lr": bayes, "bayes": bayes}
+
+
+def _bivariate_all_negative(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """``P(d_1 < 0, d_2 < 0)`` for ``d ~ N(mean, cov)``, batched (``mean`` [..., 2], ``cov`` [..., 2, 2]):
+    with ``h_j = −mean_j/σ_j`` and correlation ``r``, Owen's formula
+    ``Φ₂(h, k; r) = ½Φ(h) + ½Φ(k) − T(h, (k − rh)/(h√(1−r²))) − T(k, (h − rk)/(k√(1−r²))) − ½·[hk < 0]``
+    (Owen 1956), exact to rounding; zero standard deviations are treated as the limit of tiny ones."""
+    from scipy.special import owens_t
+    sd = np.sqrt(np.maximum(np.stack([cov[..., 0, 0], cov[..., 1, 1]], -1), 1e-300))
+    h, k = (-mean / sd)[..., 0], (-mean / sd)[..., 1]
+    r = np.clip(cov[..., 0, 1] / (sd[..., 0] * sd[..., 1]), -1 + 1e-12, 1 - 1e-12)
+    h = np.where(h == 0, 1e-300, h)
+    k = np.where(k == 0, 1e-300, k)
+    root = np.sqrt(1 - r * r)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        value = (0.5 * stats.norm.cdf(h) + 0.5 * stats.norm.cdf(k) - owens_t(h, (k - r * h) / (h * root))
+                 - owens_t(k, (h - r * k) / (k * root)) - 0.5 * (h * k < 0))
+    return np.clip(value, 0.0, 1.0)
 
 
 def _all_negative_probability(mean: np.ndarray, cov: np.ndarray) -> float:
@@ -733,7 +764,14 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
     The derivation is in the chapter. Against a Monte Carlo of NB's sufficient statistics
     (:func:`nb_error_simulation`) the excess error ``order=2`` predicts is within 1% for independent
     features (tested at n = 32, m = 40–300 and n = 128, m = 290) and within 5% for the chapter's correlated
-    design (n = 100, ρ = 0.05, m = 8–2048); ``order=1`` misses both bounds.
+    design (n = 100, ρ = 0.05, m = 8–4096); ``order=1`` misses both bounds.
+
+    **Valid range.** The expansion is in powers of the noise; it keeps the terms of order ``1/m`` and
+    ``n/m²`` and drops those of order ``n²/m⁴``, which are as large as the kept ones once ``n/m²`` is of
+    order one. For independent features we trust it from :func:`nb_prediction_start` ``= max(8, 2√n)``
+    on (``n/m² ≤ 1/4``), where it is within 3% of the simulated excess error (tested for n = 32–512).
+    Below that, for n ≥ 256 it even rises above chance (n = 512, m = 5: 0.63 against a simulated
+    0.48) and is not monotone in ``m``: plot it only from :func:`nb_prediction_start` on.
     ``m`` (≥ 3) may be a tensor (broadcast).
     """
     if mixture.n_classes != 2:
@@ -759,6 +797,67 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
     var_v = u**2 * (var_N / A**2 - cov_NQ / (A * Q) + var_Q / (4 * Q**2))
     threshold = kappa / 4 + 4 * (m - 2) / m**2 * (1 + n / m - 4 / m) ** 2 / Q
     return normal.cdf(-v) + 0.5 * v * normal.log_prob(v).exp() * (var_v + threshold)
+
+
+def nb_prediction_start(mixture: Mixture) -> float:
+    """The smallest ``m`` from which :func:`nb_error_prediction` (``order=2``) is trusted for independent
+    features: ``max(8, 2√n)``, i.e. ``n/m² ≤ 1/4`` (see the valid range there)."""
+    if not isinstance(mixture, Mixture):
+        raise TypeError(f"mixture must be a Mixture, got {type(mixture).__name__}")
+    return max(8.0, 2 * math.sqrt(mixture.n_features))
+
+
+def _two_class_pack(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` with rows ``(0, 0)`` and ``(a, c)`` for ``theta = (a, c)`` [n + 1]."""
+    zero = torch.zeros(1, dtype=theta.dtype)
+    return torch.stack([torch.zeros(n, dtype=theta.dtype), theta[:n]]), torch.cat([zero, theta[n:]])
+
+
+def lr_error_coefficient(mixture: Mixture) -> dict[str, float | torch.Tensor]:
+    """LR's asymptotic excess 0–1 error on a two-class ``mixture``: ``E ε(h_LR,m) − ε_Bayes ≈ c/m`` with
+    ``c = tr(H₀₁ I⁻¹)/2``.
+
+    The classes share a covariance, so LR's model is right and its population minimiser is the Bayes
+    classifier ``θ* = (a*, c*)`` (the difference of the two rows). LR's estimate is asymptotically
+    ``N(θ*, I⁻¹/m)``, with ``I`` the Fisher information, here the Hessian of the population logistic risk at
+    ``θ*``; the exact 0–1 error (:meth:`Mixture.error`) is smooth in ``θ`` with zero gradient at its minimum
+    ``θ*`` and Hessian ``H₀₁``, so ``E ε − ε* ≈ ½ E δᵀH₀₁δ = tr(H₀₁ I⁻¹)/(2m)``. Both Hessians by automatic
+    differentiation (float64). The penalty of :class:`LogisticRegression` biases ``θ`` by ``O(1/m)`` and
+    the 0–1 error by ``O(1/m²)``; it is not included.
+
+    Returns ``{"coefficient": c, "trace": tr(H₀₁ I⁻¹), "hessian": H₀₁, "fisher": I}``.
+    """
+    if not isinstance(mixture, Mixture):
+        raise TypeError(f"mixture must be a Mixture, got {type(mixture).__name__}")
+    if mixture.n_classes != 2:
+        raise ValueError(f"lr_error_coefficient is for two classes, got a mixture with {mixture.n_classes}")
+    n = mixture.n_features
+    W, b = mixture.bayes_classifier()
+    theta = torch.cat([W[1] - W[0], (b[1] - b[0]).reshape(1)])
+    hessian = torch.autograd.functional.hessian(lambda t: mixture.error(*_two_class_pack(t, n)), theta)
+    fisher = torch.autograd.functional.hessian(lambda t: mixture.logistic_risk(*_two_class_pack(t, n)), theta)
+    trace = torch.trace(torch.linalg.solve(fisher, hessian)).item()
+    return {"coefficient": trace / 2, "trace": trace, "hessian": hessian, "fisher": fisher}
+
+
+def logistic_calibration_inverse(excess) -> torch.Tensor:
+    """``ψ⁻¹`` of the binary logistic loss (nats): ``ψ(θ) = ½(1 + θ) ln(1 + θ) + ½(1 − θ) ln(1 − θ)`` on
+    ``[0, 1]``. For any classifier ``f``, ``ε(f) − ε_Bayes ≤ ψ⁻¹(R(f) − R*)`` with ``R`` the logistic risk and
+    ``R*`` its minimum over all functions (Bartlett, Jordan and McAuliffe, 2006). ``excess`` ≥ 0 (a tensor
+    or number; values ≥ ln 2 give 1). Bisection to double precision."""
+    e = torch.as_tensor(excess, dtype=DTYPE)
+    if bool((e < 0).any()) or bool(torch.isnan(e).any()):
+        raise ValueError(f"excess must be ≥ 0, got minimum {e.min().item():g}")
+
+    def psi(t):
+        return 0.5 * (1 + t) * torch.log1p(t) + 0.5 * torch.xlogy(1 - t, 1 - t)
+
+    lo, hi = torch.zeros_like(e), torch.ones_like(e)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        below = psi(mid) <= e
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return torch.where(e >= math.log(2), torch.ones_like(e), hi)
 
 
 @_single_threaded
@@ -949,25 +1048,32 @@ def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, se
 
 
 EXPLORE_GRID = dict(ns=(8, 16, 32, 64), n_classes=(2, 3, 4), correlations=(0.0, 0.1, 0.2, 0.3),
-                    sizes=(6, 12, 24, 48, 96, 192, 384), streams=2, n_test=2000, seed=7)
+                    sizes=(6, 12, 24, 48, 96, 192, 384), streams=8, n_test=2000)
 
 
 @_single_threaded
 def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
                   correlations=EXPLORE_GRID["correlations"], *, sizes=EXPLORE_GRID["sizes"],
                   streams: int = EXPLORE_GRID["streams"], n_test: int = EXPLORE_GRID["n_test"],
-                  seed: int = EXPLORE_GRID["seed"]) -> dict:
+                  seed: int | None = None) -> dict:
     """Learning curves of NB and LR (``C = 1``) on ``mixture(n, n_classes=K, correlation=ρ)`` for every
     ``(n, K, ρ)``: the table behind the chapter's Explore panel.
 
-    For each ``(n, K, ρ)``: a pool of ``streams`` disjoint sample streams plus ``n_test`` test samples
-    (``seed``); the sizes ``m`` in ``sizes`` with ``2K ≤ m ≤ 12 n``. NB comes from :func:`nb_prefix_fits`;
-    for each ``(n, K)`` the logistic regressions of all correlations × streams × sizes are **one**
-    batched L-BFGS problem, the training sets padded to the largest with zero sample weights.
-    Returns ``{(n, K, ρ): {"m": [G], "nb": [G], "lr": [G], "nb_limit": float, "bayes": float}}`` (mean
-    test errors over the streams, Python floats). The chapter ships the result
-    (:func:`stored_explore_table`); the full table takes tens of seconds on one CPU core.
+    For each ``(n, K, ρ)``: a pool of ``streams`` disjoint sample streams plus ``n_test`` test samples; the
+    sizes ``m`` in ``sizes`` with ``2K ≤ m ≤ 12 n``. The samples come from the named stream
+    ``generative-explore-sample[n=…,K=…,rho=…]`` and the orders from ``generative-explore-orders[…]`` of
+    ``THEORYLAB_SEED`` (or, when ``seed`` is given, from ``seed`` and ``seed + 1`` for every setting).
+    NB comes from :func:`nb_prefix_fits`; for each ``(n, K)`` the logistic regressions of all correlations ×
+    streams × sizes are **one** batched L-BFGS problem, the training sets padded to the largest with zero
+    sample weights. Returns ``{(n, K, ρ): {"m": [G], "nb": [G], "lr": [G], "nb_se": [G], "lr_se": [G],
+    "nb_limit": float, "bayes": float}}``: mean test errors over the streams and their standard errors
+    over the streams (training-set variation; the test set is shared by the streams and its own noise,
+    about ``√(ε(1 − ε)/n_test)``, is common to them), Python floats. The chapter ships the result at
+    ``THEORYLAB_SEED = 0`` (:func:`stored_explore_table`); the full table takes a minute or two on one core.
     """
+    from .seeding import seed as named_stream
+    streams = _count("streams", streams, 2)
+    n_test = _count("n_test", n_test)
     table = {}
     for K in n_classes:
         for n in ns:
@@ -976,9 +1082,12 @@ def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
             cases, problems = [], []
             for rho in correlations:
                 mix = mixture(n, n_classes=K, correlation=rho)
-                X, y = mix.sample(streams * length + n_test, seed=seed)
+                name = f"n={n},K={K},rho={rho}"
+                sample_seed = named_stream(f"generative-explore-sample[{name}]") if seed is None else seed
+                order_seed = named_stream(f"generative-explore-orders[{name}]") if seed is None else seed + 1
+                X, y = mix.sample(streams * length + n_test, seed=sample_seed)
                 pool, labels = X[:-n_test], y[:-n_test]
-                orders = random_orders(labels, streams, length=length, disjoint=True, seed=seed + 1)
+                orders = random_orders(labels, streams, length=length, disjoint=True, seed=order_seed)
                 cases.append((rho, mix, X[-n_test:], y[-n_test:], nb_prefix_fits(pool, labels, orders, grid)))
                 problems += [(pool[orders[s, :m]], labels[orders[s, :m]])
                              for s in range(streams) for m in grid]
@@ -993,9 +1102,12 @@ def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
             b_lr = b_lr.view(len(correlations), streams, len(grid), K)
             for i, (rho, mix, X_test, y_test, (W_nb, b_nb)) in enumerate(cases):
                 limits = mix.asymptotic_errors()
+                err_nb = test_errors(W_nb, b_nb, X_test, y_test)
+                err_lr = test_errors(W_lr[i], b_lr[i], X_test, y_test)
                 table[n, K, rho] = dict(
-                    m=list(grid), nb=test_errors(W_nb, b_nb, X_test, y_test).mean(0).tolist(),
-                    lr=test_errors(W_lr[i], b_lr[i], X_test, y_test).mean(0).tolist(),
+                    m=list(grid), nb=err_nb.mean(0).tolist(), lr=err_lr.mean(0).tolist(),
+                    nb_se=(err_nb.std(0) / math.sqrt(streams)).tolist(),
+                    lr_se=(err_lr.std(0) / math.sqrt(streams)).tolist(),
                     nb_limit=limits["nb"], bayes=limits["bayes"])
     return table
 
@@ -1008,15 +1120,20 @@ def stored_explore_table() -> dict:
 
 
 def write_explore_table(path=None) -> None:
-    """Recompute :func:`explore_table` and write it as the module :func:`stored_explore_table` reads."""
+    """Recompute :func:`explore_table` (at ``THEORYLAB_SEED = 0``) and write it as the module
+    :func:`stored_explore_table` reads."""
+    import os
+    if os.environ.get("THEORYLAB_SEED", "0").strip() not in ("", "0"):
+        raise RuntimeError("write_explore_table stores the table of THEORYLAB_SEED = 0; unset THEORYLAB_SEED")
     import pathlib
     import pprint
     path = pathlib.Path(path or pathlib.Path(__file__).with_name("_generative_explore_table.py"))
-    table = {key: {k: ([round(x, 6) for x in v] if k in ("nb", "lr") else
+    table = {key: {k: ([round(x, 6) for x in v] if k in ("nb", "lr", "nb_se", "lr_se") else
                        round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
              for key, row in explore_table().items()}
     header = ('"""Generated by ``theorylab.generative.write_explore_table()`` (chapter 5\'s Explore panel):\n'
-              '``explore_table()`` with its default arguments, rounded to 6 decimals. Do not edit."""\n\n')
+              '``explore_table()`` with its default arguments at THEORYLAB_SEED = 0, rounded to 6 decimals. '
+              'Do not edit."""\n\n')
     path.write_text(header + f"TABLE = {pprint.pformat(table, width=108, compact=True)}\n")
 
 
