@@ -118,3 +118,66 @@ def test_sample_ranks_default_stream_follows_the_seed_knob(monkeypatch):
     assert not torch.equal(first, lr.sample_ranks(200, 5))
     gen = torch.Generator().manual_seed(3)
     assert lr.sample_ranks(10, 3, generator=gen).max() <= 3
+
+
+def test_rank_distribution_and_weighted_loss():
+    torch.testing.assert_close(lr.rank_distribution(4), torch.full((4,), 0.25, dtype=torch.float64))
+    p = lr.rank_distribution(3, [1.0, 2.0, 1.0])
+    torch.testing.assert_close(p, torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64))
+    with pytest.raises(ValueError, match="rank_weights must be 3 positive"):
+        lr.rank_distribution(3, [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="rank_weights must be 3 positive"):
+        lr.rank_distribution(3, [1.0, 1.0])
+    A, _, _ = lr.matrix_with_spectrum(4, 3, [3.0, 2.0, 1.0], seed=0)
+    layer = lr.OrderedLowRankLinear(3, 4, seed=3)
+    expected = sum(p[b - 1] * (A - layer.product(b)).pow(2).sum() for b in (1, 2, 3))
+    torch.testing.assert_close(lr.ordered_loss(layer, A, rank_weights=[1.0, 2.0, 1.0]).detach(), expected)
+    with pytest.raises(ValueError, match="rank_weights"):
+        lr.fit_ordered(A, steps=2, lr=0.1, rank_weights=[1.0, -1.0, 1.0], progress=False)
+
+
+def test_tail_importance_is_maestros_score():
+    layer = lr.OrderedLowRankLinear(2, 2, seed=0)
+    with torch.no_grad():
+        layer.U.copy_(torch.tensor([[3.0, 0.0], [4.0, 1.0]]))
+        layer.V.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    # ‖U‖_F = √26, ‖V‖_F = √5; trailing block: ‖U_{:,1:}‖ = 1, ‖V_{:,1:}‖ = 2
+    torch.testing.assert_close(layer.tail_importance(),
+                               torch.tensor([26 ** 0.5 * 5 ** 0.5, 2.0], dtype=torch.float64))
+
+
+def test_group_lasso_importances_solve_the_stationarity_condition():
+    sig = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
+    assert torch.equal(lr.group_lasso_importances(sig, 8, 0.0), sig)
+    s = lr.group_lasso_importances(sig, 8, 1e-3)
+    tails = s.flip(0).cumsum(0).flip(0)
+    counts = 8 - torch.arange(3, dtype=torch.float64)
+    torch.testing.assert_close(sig - s, 1e-3 * 8 * 14 / (2 * counts) * tails.rsqrt().cumsum(0))
+    assert bool((s < sig).all()) and (sig - s)[2] > (sig - s)[0]
+    # the prediction is the minimiser of the reduced objective in s (balanced, aligned factors)
+    def reduced(v):
+        t = v.flip(0).cumsum(0).flip(0)
+        return ((counts * (sig - v) ** 2).sum() / (8 * 14) + 1e-3 * 2 * t.sqrt().sum()).item()
+    for i in range(3):
+        for step in (1e-4, -1e-4):
+            moved = s.clone()
+            moved[i] += step
+            assert reduced(moved) > reduced(s)
+    with pytest.raises(ValueError, match="non-increasing"):
+        lr.group_lasso_importances([1.0, 2.0], 4, 1e-3)
+    with pytest.raises(ValueError, match="rank must be an integer"):
+        lr.group_lasso_importances([2.0, 1.0], 1, 1e-3)
+
+
+def test_sampled_targets_use_the_thin_svd_of_a_low_rank_target():
+    A, _, _ = lr.matrix_with_spectrum(6, 6, [2.0, 1.0], seed=3)
+    layer = lr.OrderedLowRankLinear(6, 6, rank=2, seed=0)
+    with pytest.raises(ValueError, match="A must have shape"):
+        lr.ordered_dropout_sgd(layer, A[:, :5], steps=1, batch=4, lr=0.01, progress=False)
+    from theorylab.seeding import make_generator
+    gen = make_generator(0)
+    x = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    ranks = torch.randint(1, 3, (4,), generator=gen)
+    first = ((layer.forward_per_sample(x, ranks) - x @ A.T).pow(2).sum(1).mean() / A.pow(2).sum()).item()
+    losses = lr.ordered_dropout_sgd(layer, A, steps=3, batch=4, lr=0.01, seed=0, progress=False)
+    assert losses.shape == (3,) and losses[0] == pytest.approx(first, rel=1e-12)

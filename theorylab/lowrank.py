@@ -92,17 +92,39 @@ class OrderedLowRankLinear(torch.nn.Module):
         rank = self._check_rank(rank)
         return (self.U[:, :rank] @ self.V[:, :rank].T).detach()
 
+    def tail_importance(self) -> torch.Tensor:
+        """Maestro's pruning score of each rank, ``‖U_{:, j:}‖_F ‖V_{:, j:}‖_F`` [r] (non-increasing in
+        ``j``). Unlike :meth:`importance` it changes under ``u_j → αu_j, v_j → v_j/α``; for balanced
+        factors (``‖u_i‖ = ‖v_i‖``, which the group lasso favours) it equals ``Σ_{i≥j} ‖u_i v_iᵀ‖_F``."""
+        def tails(M):
+            return M.detach().pow(2).sum(dim=0).flip(0).cumsum(0).flip(0).sqrt()
+        return tails(self.U) * tails(self.V)
+
     def importance(self) -> torch.Tensor:
         """Importance of each rank, ``‖u_j‖ ‖v_j‖ = ‖u_j v_jᵀ‖_F`` [r] (invariant to ``u → αu, v → v/α``);
         at the nested truncated SVD it equals the singular values."""
         return (self.U.norm(dim=0) * self.V.norm(dim=0)).detach()
 
 
+def rank_distribution(rank: int, weights=None) -> torch.Tensor:
+    """The probabilities ``p_b`` [rank] of keeping ``b = 1..rank`` components: uniform when ``weights`` is
+    None, else ``weights`` (positive, any scale) normalised to sum to 1."""
+    _check_int("rank", rank, 1)
+    if weights is None:
+        return torch.full((rank,), 1.0 / rank, dtype=torch.float64)
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if w.numel() != rank or not bool(torch.isfinite(w).all()) or not bool((w > 0).all()):
+        raise ValueError(f"rank_weights must be {rank} positive finite numbers (one per rank), "
+                         f"got {w.tolist()}")
+    return w / w.sum()
+
+
 def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torch.Tensor | None = None,
-                 ordered: bool = True) -> torch.Tensor:
-    """Population loss ``mean_b ‖(A − W_b) Σ^{1/2}‖_F²`` over ``b = 1..r`` (``ordered``), or the full-rank
-    loss ``‖(A − W_r) Σ^{1/2}‖_F²`` (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ``
-    ([in, in], identity when None). All ranks at once: the residuals ``A − W_b`` are a cumulative sum."""
+                 ordered: bool = True, rank_weights=None) -> torch.Tensor:
+    """Population loss ``Σ_b p_b ‖(A − W_b) Σ^{1/2}‖_F²`` over ``b = 1..r`` (``ordered``; ``p_b`` uniform,
+    or :func:`rank_distribution` of ``rank_weights``), or the full-rank loss ``‖(A − W_r) Σ^{1/2}‖_F²``
+    (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ`` ([in, in], identity when None). All
+    ranks at once: the residuals ``A − W_b`` are a cumulative sum."""
     U, V = layer.U, layer.V
     if cov_sqrt is not None:
         A, V = A @ cov_sqrt, cov_sqrt.T @ V
@@ -110,7 +132,10 @@ def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torc
         return (A - U @ V.T).pow(2).sum()
     components = U.unsqueeze(1) * V.unsqueeze(0)                   # [out, in, r]: u_j v_jᵀ
     residuals = A.unsqueeze(-1) - components.cumsum(dim=-1)        # [out, in, r]: A − W_b
-    return residuals.pow(2).sum(dim=(0, 1)).mean()
+    if rank_weights is None:
+        return residuals.pow(2).sum(dim=(0, 1)).mean()
+    p = rank_distribution(layer.rank, rank_weights).to(residuals.dtype)
+    return (residuals.pow(2).sum(dim=(0, 1)) * p).sum()
 
 
 def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) -> torch.Tensor:
@@ -123,12 +148,13 @@ def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) ->
 
 
 def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: float = 0.0,
-                seed: int | None = None,
-                rank: int | None = None, cov=None, progress: bool = True) -> OrderedLowRankLinear:
+                seed: int | None = None, rank: int | None = None, cov=None, rank_weights=None,
+                progress: bool = True) -> OrderedLowRankLinear:
     """Fit an :class:`OrderedLowRankLinear` to the linear map ``A`` [out, in] (float64, Adam with cosine
     decay) on the population loss for inputs of covariance ``cov`` (isotropic when None).
 
-    ``ordered=True`` averages the loss over ranks ``b = 1..r`` (ordered dropout, in expectation);
+    ``ordered=True`` averages the loss over ranks ``b = 1..r`` (ordered dropout, in expectation), with
+    probabilities ``rank_weights`` normalised (:func:`rank_distribution`; uniform when None);
     ``ordered=False`` is plain training of the full product. ``group_lasso`` > 0 adds that multiple of
     :func:`hierarchical_group_lasso`. A linear autoencoder (PCA) is ``fit_ordered(I, cov=Σ, rank=k)``.
     """
@@ -149,10 +175,12 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
             raise ValueError(f"cov must have shape [{in_features}, {in_features}], got {list(cov.shape)}")
         cov_sqrt = psd_sqrt(cov, name="cov")
     layer = OrderedLowRankLinear(in_features, out_features, rank, seed=seed)
+    if rank_weights is not None:
+        rank_distribution(layer.rank, rank_weights)                   # validates before training
     scale = A.pow(2).sum() if cov_sqrt is None else (A @ cov_sqrt).pow(2).sum()
 
     def loss(_step):
-        value = ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered) / scale
+        value = ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered, rank_weights=rank_weights) / scale
         if group_lasso:
             value = value + group_lasso * hierarchical_group_lasso(layer)
         return value
@@ -160,6 +188,36 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     train(layer.parameters(), loss, steps=steps, lr=lr, desc="ordered dropout" if ordered else "plain",
           progress=progress)
     return layer
+
+
+def group_lasso_importances(singular_values, rank: int, weight: float, *,
+                            iterations: int = 200) -> torch.Tensor:
+    """Predicted importances ``s_i`` [k] of the components kept by ordered dropout with the hierarchical
+    group lasso, for a target with the ``k`` non-zero ``singular_values`` (decreasing), a layer of
+    ``rank`` r ≥ k components, isotropic inputs, ranks uniform on ``1..r`` and the objective
+    ``mean_b ‖W_b − A‖_F² / ‖A‖_F² + weight · Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` (:func:`fit_ordered`).
+
+    At a minimiser aligned with the singular pairs, with balanced factors and the trailing ``r − k``
+    components at zero, the stationarity condition in ``s_i`` reads
+    ``σ_i − s_i = weight · r ‖A‖² / (2 (r − i + 1)) · Σ_{j≤i} (Σ_{l=j}^{k} s_l)^{-1/2}``; it is solved here
+    by fixed-point iteration, starting from ``s = σ`` (a contraction for small ``weight``)."""
+    sig = torch.as_tensor(singular_values, dtype=torch.float64).flatten()
+    if sig.numel() < 1 or not bool((sig > 0).all()) or not bool((sig[:-1] >= sig[1:]).all()):
+        raise ValueError(f"singular_values must be positive and non-increasing, got {sig.tolist()}")
+    k = sig.numel()
+    _check_int("rank", rank, k)
+    if not (isinstance(weight, int | float) and weight >= 0):
+        raise ValueError(f"weight must be a non-negative number, got {weight!r}")
+    _check_int("iterations", iterations, 1)
+    scale = sig.pow(2).sum()
+    counts = rank - torch.arange(k, dtype=torch.float64)               # r − i + 1 for i = 1..k
+    s = sig.clone()
+    for _ in range(iterations):
+        tails = s.flip(0).cumsum(0).flip(0)                            # Σ_{l≥j} s_l
+        if not bool((tails > 0).all()):
+            raise ValueError(f"weight {weight!r} is too large: a kept component is driven to zero")
+        s = sig - weight * rank * scale / (2 * counts) * tails.rsqrt().cumsum(0)
+    return s
 
 
 def truncated_svd(A: torch.Tensor, k: int) -> torch.Tensor:
@@ -220,19 +278,30 @@ def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: 
     _check_int("batch", batch, 1)
     device, dtype = layer.U.device, layer.U.dtype
     A = torch.as_tensor(A, dtype=dtype, device=device)
+    if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
+        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
+                         f"got {list(A.shape)}")
     gen = make_generator(seed, device=device)
     norm2 = A.pow(2).sum()
+    # targets y = A x through A's thin SVD restricted to its non-zero singular values: the same map
+    # (up to rounding), but O(d·rank A) per sample instead of O(d²) when A has low rank
+    left, s, right_t = torch.linalg.svd(A.double(), full_matrices=False)
+    keep = s > s[0] * 1e-12 if len(s) else s > 0
+    factor_in = (right_t[keep].T * s[keep]).to(dtype)               # [in, rank A]
+    factor_out = left[:, keep].T.contiguous().to(dtype)              # [rank A, out]
 
     def loss(_step):
         x = torch.randn(batch, layer.in_features, generator=gen, device=device, dtype=dtype)
         ranks = torch.randint(1, layer.rank + 1, (batch,), generator=gen, device=device)
-        return (layer.forward_per_sample(x, ranks) - x @ A.T).pow(2).sum(1).mean() / norm2
+        residual = layer.forward_per_sample(x, ranks) - (x @ factor_in) @ factor_out
+        return residual.pow(2).sum(1).mean() / norm2
 
     return train(layer.parameters(), loss, steps=steps, lr=lr, desc="ordered dropout (sampled)",
                  progress=progress)
 
 
 __all__ = ["OrderedLowRankLinear", "ordered_loss", "hierarchical_group_lasso", "fit_ordered",
+           "group_lasso_importances", "rank_distribution",
            "truncated_svd", "nested_errors", "column_alignment", "principal_angle_cosines",
            "sample_ranks", "ordered_dropout_sgd",
            # re-exported from theorylab.linalg for the chapter
