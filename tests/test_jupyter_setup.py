@@ -9,9 +9,12 @@ def test_configure_writes_settings_and_kernel_and_keeps_existing_keys(tmp_path):
     lab.parent.mkdir(parents=True)
     lab.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))
 
-    server, lab_written, kernel = jupyter_setup.configure(tmp_path)
+    server, lab_written, page, kernel = jupyter_setup.configure(tmp_path)
 
     assert json.loads(server.read_text())["ServerApp"]["allow_root"] is True
+    extensions = json.loads(server.read_text())["ServerApp"]["jpserver_extensions"]
+    assert extensions["nbgrader.server_extensions.formgrader"] is False
+    assert json.loads(page.read_text())["disabledExtensions"] == {"@jupyter/nbgrader": True}
     overrides = json.loads(lab_written.read_text())
     assert overrides["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
     viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]

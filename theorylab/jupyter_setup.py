@@ -8,6 +8,9 @@ Run by ``make`` after installing (and by Binder's ``postBuild``). It writes, und
   everything as root and Jupyter servers refuse to start as root otherwise;
 * ``etc/jupyter/labconfig/default_setting_overrides.json``: JupyterLab opens ``.md`` files with the
   Jupytext Notebook viewer, so the chapters open as notebooks; no news pop-up;
+* ``etc/jupyter/labconfig/page_config.json`` and the server config: nbgrader's JupyterLab and server
+  extensions (installed for ``theorylab assignments export``) are turned off, so a learner's JupyterLab
+  has no course-management menus;
 * the kernel spec ``python3`` with the display name "Python 3 (theorylab)": the chapters ask for
   ``python3``, and in this environment that is theorylab's Python.
 
@@ -23,7 +26,12 @@ from pathlib import Path
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (theorylab)"
 
-SERVER_CONFIG = {"ServerApp": {"allow_root": True}}
+NBGRADER_SERVER_EXTENSIONS = ("formgrader", "validate_assignment", "assignment_list", "course_list")
+SERVER_CONFIG = {"ServerApp": {
+    "allow_root": True,
+    "jpserver_extensions": {f"nbgrader.server_extensions.{name}": False
+                            for name in NBGRADER_SERVER_EXTENSIONS}}}
+PAGE_CONFIG = {"disabledExtensions": {"@jupyter/nbgrader": True}}
 LAB_OVERRIDES = {
     "@jupyterlab/docmanager-extension:plugin": {
         "defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}},
@@ -45,10 +53,12 @@ def configure(prefix: str | Path = sys.prefix) -> list[Path]:
 
     etc = Path(prefix) / "etc" / "jupyter"
     server, lab = etc / "jupyter_server_config.json", etc / "labconfig" / "default_setting_overrides.json"
+    page = etc / "labconfig" / "page_config.json"
     _merge_json(server, SERVER_CONFIG)
     _merge_json(lab, LAB_OVERRIDES)
+    _merge_json(page, PAGE_CONFIG)
     kernel = install(prefix=str(prefix), kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME)
-    return [server, lab, Path(kernel)]
+    return [server, lab, page, Path(kernel)]
 
 
 def main() -> int:
