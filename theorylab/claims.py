@@ -218,10 +218,10 @@ def _refuse_powerless(claim_id: str, expected: float, rtol: float, atol: float) 
         return
     e = abs(expected)
     if e <= atol + 2 * rtol * e:
+        wrong = "0" if e <= atol else f"{2 * expected:.4g} (off by a factor of 2)"
         raise ClaimRefused(f"claim {claim_id!r} cannot fail: its tolerance (rtol={rtol:g}, atol={atol:g}) "
-                           f"would accept a prediction of {'0' if e <= atol else '2×'}{expected:.4g}"
-                           f"{'' if e <= atol else ' (off by a factor of 2)'}; tighten it, measure more "
-                           "precisely, or state the claim as a bound or an observation")
+                           f"would accept a prediction of {wrong} instead of {expected:.4g}; tighten it, "
+                           "measure more precisely, or state the claim as a bound or an observation")
     if e / 2 <= atol + rtol * e / 2:
         raise ClaimRefused(f"claim {claim_id!r} cannot fail: its tolerance (rtol={rtol:g}, atol={atol:g}) "
                            f"would accept a prediction of {expected / 2:.4g} (off by a factor of 2)")
