@@ -25,6 +25,18 @@ def test_ode_reaches_the_fixed_points_and_matches_the_exact_half_time():
         torch.testing.assert_close(jepa.half_time(times, traj, final=fixed), exact, rtol=1e-4, atol=0)
 
 
+def test_time_to_a_fraction_matches_the_integrated_ode():
+    for objective in ("jepa", "mae"):
+        fixed = jepa.fixed_point(objective, RHO, depth=3)
+        exact = jepa.exact_half_time(objective, LAM, RHO, depth=3, eps=0.01, fraction=0.9)
+        times = torch.linspace(0, 1.2 * exact.max().item(), 6001)
+        traj = jepa.ode_trajectory(objective, LAM, RHO, depth=3, eps=0.01, times=times)
+        half = jepa.exact_half_time(objective, LAM, RHO, depth=3, eps=0.01)
+        for fraction, want in ((0.9, exact), (0.5, half)):
+            got = jepa.half_time(times, traj, final=fixed, fraction=fraction)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=0)
+
+
 def test_half_time_scales_as_one_over_lambda():
     a = jepa.exact_half_time("mae", torch.tensor([1.0]), torch.tensor([0.7]), depth=3, eps=0.01)
     b = jepa.exact_half_time("mae", torch.tensor([2.0]), torch.tensor([0.7]), depth=3, eps=0.01)
@@ -81,7 +93,9 @@ def test_sample_views_moments():
     (lambda: jepa.critical_time("jepa", -LAM, RHO, depth=2, eps=0.1), "lam"),
     (lambda: jepa.critical_time("jepa", LAM, torch.tensor([0.5, 0.0]), depth=2, eps=0.1), "rho"),
     (lambda: jepa.critical_time("jepa", LAM, torch.tensor([0.5]), depth=2, eps=0.1), "same length"),
-    (lambda: jepa.exact_half_time("jepa", LAM, RHO, depth=4, eps=0.5), "past half"),
+    (lambda: jepa.exact_half_time("jepa", LAM, RHO, depth=4, eps=0.5), "past the fraction"),
+    (lambda: jepa.exact_half_time("jepa", LAM, RHO, depth=2, eps=0.01, fraction=1.0), "fraction"),
+    (lambda: jepa.half_time([0.0, 1.0], [[0.0], [1.0]], fraction=0), "fraction"),
     (lambda: jepa.ode_trajectory("jepa", LAM, RHO, depth=2, eps=0.1, times=[0.0, 2.0, 1.0]), "increasing"),
     (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.0, steps=3), "lr"),
 ])
@@ -113,3 +127,18 @@ def test_sample_half_time_ratio_standard_error_matches_the_spread_over_data_sets
     assert 0.75 < spread / (sum(ses) / 100) < 1.3      # the sd of 100 draws is known to ±15 % (2 s.e.)
     with pytest.raises(ValueError, match="n ≥ 2"):
         jepa.sample_half_time_ratio("jepa", torch.ones(1, 2), torch.ones(1, 2), depth=2, eps=0.01)
+
+
+def test_temporal_example_moments():
+    """The chapter's temporal example: an AR(1) latent seen at two time steps through fresh noise has
+    λ = γ S and ρ = γ S / (S + N)."""
+    gen = torch.Generator().manual_seed(7)
+    n, gamma, S, N = 400_000, torch.tensor([0.9, 0.4]), torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.0])
+    s0 = torch.randn(n, 2, generator=gen, dtype=torch.float64) * S.sqrt()
+    s1 = gamma * s0 + (1 - gamma**2).sqrt() * torch.randn(n, 2, generator=gen, dtype=torch.float64) * S.sqrt()
+    x = s0 + torch.randn(n, 2, generator=gen, dtype=torch.float64) * N.sqrt()
+    y = s1 + torch.randn(n, 2, generator=gen, dtype=torch.float64) * N.sqrt()
+    lam, rho = (x * y).mean(0), (x * y).mean(0) / (x * x).mean(0)
+    # sampling s.e. of mean(x y) is about sqrt((S+N)^2 / n) < 0.005; 4 s.e. below 0.02
+    torch.testing.assert_close(lam, (gamma * S).double(), atol=0.02, rtol=0)
+    torch.testing.assert_close(rho, (gamma * S / (S + N)).double(), atol=0.01, rtol=0)

@@ -74,9 +74,15 @@ def fixed_point(objective: str, rho, *, depth: int) -> torch.Tensor:
     return rho**depth if objective == "jepa" else rho ** (depth / (depth + 1))
 
 
-def _half_u(objective, rho, depth):
-    """Layer value ``u`` at which ``w̄ = u^L`` is half its fixed point."""
-    return (fixed_point(objective, rho, depth=depth) / 2) ** (1 / depth)
+def _half_u(objective, rho, depth, fraction=0.5):
+    """Layer value ``u`` at which ``w̄ = u^L`` is ``fraction`` of its fixed point (half by default)."""
+    return (fraction * fixed_point(objective, rho, depth=depth)) ** (1 / depth)
+
+
+def _fraction(fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
+    return float(fraction)
 
 
 def critical_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.Tensor:
@@ -96,19 +102,22 @@ def critical_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.
     return torch.full_like(lam, eps ** (-(L - 1) / L) / (L - 1)) / lam
 
 
-def exact_half_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.Tensor:
+def exact_half_time(objective: str, lam, rho, *, depth: int, eps: float,
+                    fraction: float = 0.5) -> torch.Tensor:
     """Gradient-flow time for ``w̄`` to go from ``ε`` to half its fixed point, ``∫ du / u̇(u)``.
 
-    JEPA in closed form (partial fractions of ``1/(u^{2L}(1 − u/ρ))``); MAE by adaptive quadrature.
-    Requires ``ε^{1/L}`` below the half-way value of ``u`` (else the feature starts past half-way).
+    With ``fraction = f`` in (0, 1): the time to reach the fraction ``f`` of the fixed point instead of
+    one half. JEPA in closed form (partial fractions of ``1/(u^{2L}(1 − u/ρ))``); MAE by adaptive
+    quadrature. Requires ``ε^{1/L}`` below the target value of ``u`` (else the feature starts past it).
     """
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    fraction = _fraction(fraction)
     lam, rho = _features(lam, rho)
     L, u0 = depth, eps ** (1 / depth)
-    u1 = _half_u(objective, rho, depth)
+    u1 = _half_u(objective, rho, depth, fraction)
     if bool((u1 <= u0).any()):
-        raise ValueError(f"eps={eps} starts some features at or past half their fixed point; "
-                         f"need ε^(1/L) < {u1.min().item():.3g}")
+        raise ValueError(f"eps={eps} starts some features at or past the fraction {fraction:g} of their "
+                         f"fixed point; need ε^(1/L) < {u1.min().item():.3g}")
     if objective == "jepa":
         total = sum((u0 ** (-n) - u1 ** (-n)) / (n * rho ** (2 * L - 1 - n)) for n in range(1, 2 * L))
         total = total + rho ** (1 - 2 * L) * (torch.log(u1 / u0) + torch.log((1 - u0 / rho) / (1 - u1 / rho)))
@@ -181,12 +190,13 @@ def ode_trajectory(objective: str, lam, rho, *, depth: int, eps: float, times) -
     return torch.from_numpy(solution.y.T.copy()) ** depth
 
 
-def half_time(times, values, final=None) -> torch.Tensor:
+def half_time(times, values, final=None, *, fraction: float = 0.5) -> torch.Tensor:
     """First time each trajectory reaches half of its final value, by linear interpolation.
 
-    ``times`` [T], ``values`` [T, n]; ``final`` [n] defaults to ``values[-1]``. Returns [n] (``nan`` where
-    a trajectory never gets there).
+    ``times`` [T], ``values`` [T, n]; ``final`` [n] defaults to ``values[-1]``; ``fraction`` in (0, 1)
+    replaces one half. Returns [n] (``nan`` where a trajectory never gets there).
     """
+    fraction = _fraction(fraction)
     times = torch.as_tensor(times, dtype=torch.float64)
     values = torch.as_tensor(values, dtype=torch.float64)
     if values.ndim == 1:
@@ -195,7 +205,7 @@ def half_time(times, values, final=None) -> torch.Tensor:
         raise ValueError(f"values must have shape [len(times), n], got {list(values.shape)} for "
                          f"{len(times)} times")
     final = values[-1] if final is None else torch.as_tensor(final, dtype=torch.float64).reshape(-1)
-    target = final / 2
+    target = fraction * final
     out = torch.full((values.shape[1],), math.nan, dtype=torch.float64)
     for i in range(values.shape[1]):
         above = torch.nonzero(values[:, i] >= target[i])
