@@ -236,6 +236,34 @@ def test_lyapunov_exponent():
         st.lyapunov_exponent(model, X, lr=0.2, batch_size=0)
 
 
+def test_gd_escape_threshold_is_two_over_lambda_max_and_its_bias_is_second_order():
+    X, y, *_ = st.sparse_regression(12, 6, seed=3, n_test=1)
+    models = [st.DiagonalLinearNetwork(6, seed=4), st.DiagonalLinearNetwork(6, seed=5)]
+    st.train_many(models, X, y, lr=[0.05, 0.1], batch_size=12, steps=4000, seed=6)
+    assert max(m.final_loss_ for m in models) < 1e-20
+    lam = np.array([torch.linalg.eigvalsh(explicit_H(m, X)[1])[-1].item() for m in models])
+    gaps = []
+    for eps in (1e-3, 5e-4):
+        got = st.gd_escape_threshold(models, X, y, low=1 / lam, high=4 / lam, iters=20, eps=eps)
+        gaps.append(np.abs(got * lam / 2 - 1))
+    assert (gaps[0] < 1e-3).all()
+    assert (gaps[1] < gaps[0] / 2.5).all()                 # the nonlinear shift is O(eps²)
+    # a bracket that does not hold the threshold gives nan; the models are not modified
+    before = models[0].a.detach().clone()
+    bad = st.gd_escape_threshold(models[:1], X, y, low=2.5 / lam[0], high=4 / lam[0], iters=2)
+    assert np.isnan(bad).all() and torch.equal(before, models[0].a.detach())
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(low=0.2, high=0.1), "low must be below high"),
+                                           (dict(low=-1.0, high=0.1), "low"),
+                                           (dict(low=0.1, high=0.2, iters=0), "iters"),
+                                           (dict(low=0.1, high=0.2, eps=0.0), "eps")])
+def test_gd_escape_threshold_rejects_bad_input(kwargs, match):
+    models, X, y = models_and_data()
+    with pytest.raises(ValueError, match=match):
+        st.gd_escape_threshold(models[:1], X, y, **kwargs)
+
+
 def test_lyapunov_exponents_of_many_models_are_those_of_each_alone():
     X, *_ = st.sparse_regression(12, 3, seed=5, n_test=1)
     models = [st.DiagonalLinearNetwork(3, seed=s) for s in range(4)]

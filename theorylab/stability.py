@@ -34,7 +34,7 @@ from .seeding import make_generator, resolve_seed
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
            "train", "train_many", "per_sample_gradients", "gauss_newton_trace", "gauss_newton_matvec",
            "gauss_newton_lambda_max", "mean_square_radius", "mean_square_threshold", "lyapunov_exponent",
-           "lyapunov_exponents", "sampling_factor", "l1_norm",
+           "lyapunov_exponents", "gd_escape_threshold", "sampling_factor", "l1_norm",
            "path_norm", "test_error", "training_loss", "parameter_count"]
 
 
@@ -799,6 +799,95 @@ def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, ste
     per_chain = lyapunov_exponents([model], X, lr=lr, batch_size=batch_size, steps=steps, chains=chains,
                                    burn_in=burn_in, seed=seed, rank_tol=rank_tol)[0, 0]
     return float(per_chain.mean()), float(per_chain.std(ddof=1) / math.sqrt(chains))
+
+
+def _gd_moves_away(models, X, y, lrs, directions, eps, steps):
+    """For each model: does full-batch GD at its ``lr`` from ``θ + eps·u`` end farther than ``eps`` from θ?"""
+    import copy
+
+    starts, copies = [], []
+    for model, u in zip(models, directions, strict=True):
+        theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        clone = copy.deepcopy(model)
+        with torch.no_grad():
+            offset = 0
+            for p in clone.parameters():
+                size = p.numel()
+                p.add_(eps * u[offset:offset + size].reshape(p.shape))
+                offset += size
+        starts.append(theta)
+        copies.append(clone)
+    try:
+        train_many(copies, X, y, lr=list(lrs), batch_size=X.shape[0], steps=steps, clip=None,
+                   record_every=steps)
+    except FloatingPointError:                      # some run blew up: run them one by one
+        if len(copies) == 1:
+            return np.array([True])
+        return np.array([_gd_moves_away([m], X, y, [lr], [u], eps, steps)[0]
+                         for m, lr, u in zip(models, lrs, directions, strict=True)])
+    moved = []
+    for clone, theta in zip(copies, starts, strict=True):
+        end = torch.cat([p.detach().reshape(-1) for p in clone.parameters()])
+        distance = torch.linalg.vector_norm(end - theta).item()
+        moved.append(not math.isfinite(distance) or distance > eps)
+    return np.array(moved)
+
+
+def gd_escape_threshold(models, X: torch.Tensor, y: torch.Tensor, *, low, high, iters: int = 16,
+                        steps: int = 1000, eps: float = 1e-3) -> np.ndarray:
+    """The learning rate above which full-batch GD leaves each model's minimum, measured by bisection.
+
+    For a learning rate ``η``, runs real (nonlinear) GD for ``steps`` steps from the model's parameters
+    ``θ`` displaced by ``eps`` along the top eigenvector of the Gauss–Newton matrix ``H``, and says GD
+    *leaves* if it ends farther than ``eps`` from ``θ`` (or blows up). Linear stability predicts that it
+    leaves iff ``η > 2 / λ_max(H)``. Bisection between ``low`` (GD must stay) and ``high`` (GD must
+    leave) for ``iters`` halvings; returns the midpoints of the final brackets, or ``nan`` for a model
+    whose bracket was wrong at the start. Uses no ``λ_max`` other than for the direction ``u``.
+
+    Parameters
+    ----------
+    models : sequence of DiagonalLinearNetwork or TwoLayerReLU
+        At (near-)interpolating minima of ``(X, y)``; not modified.
+    low, high : float or sequence of float
+        One bracket for all models or one per model (``0 < low < high``).
+    iters, steps : int
+    eps : float
+        Displacement (parameter units); small enough for the linearisation, large against the distance
+        from ``θ`` to the exact minimum.
+
+    Returns
+    -------
+    ndarray [len(models)] of learning rates.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    for model in models:
+        _check_model(model)
+        _check_data(model, X, y)
+    count = len(models)
+    lows = [_check_positive("low", v) for v in _per_model("low", low, count)]
+    highs = [_check_positive("high", v) for v in _per_model("high", high, count)]
+    for lo, hi in zip(lows, highs, strict=True):
+        if not lo < hi:
+            raise ValueError(f"low must be below high, got low={lo!r}, high={hi!r}")
+    iters = _check_int("iters", iters, 1)
+    steps = _check_int("steps", steps, 1)
+    eps = _check_positive("eps", eps)
+    directions = []
+    for model in models:
+        J = model.jacobian(X).detach()
+        _, vecs = torch.linalg.eigh(J.T @ J / X.shape[0])
+        directions.append(vecs[:, -1])
+    lo, hi = np.array(lows, dtype=float), np.array(highs, dtype=float)
+    valid = ~_gd_moves_away(models, X, y, lo, directions, eps, steps)
+    valid &= _gd_moves_away(models, X, y, hi, directions, eps, steps)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        leaves = _gd_moves_away(models, X, y, mid, directions, eps, steps)
+        hi = np.where(leaves, mid, hi)
+        lo = np.where(leaves, lo, mid)
+    return np.where(valid, 0.5 * (lo + hi), np.nan)
 
 
 # ----------------------------------------------------------------------------------------------
