@@ -55,7 +55,7 @@ def optimal_risk(n: int, d: int, sigma: float) -> float:
 
 
 def relu_step_size(n: int, d: int, sigma: float) -> float:
-    """Optimal step for the ReLU response ``y = s·relu(uᵀx) + ε`` (``s = ±1``, ``u`` uniform on the sphere).
+    """Optimal step for the ReLU response ``y = ξ·relu(uᵀx) + ε`` (``ξ = ±1``, ``u`` uniform on the sphere).
 
     η = n / (n − 1 + 2(d + 2) + 4 d σ²), from E‖β‖² = 1/4 and E[y²‖x‖²] = (d + 2)/2 + dσ².
     """
@@ -102,7 +102,7 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
     weight_cov : array [d, d], optional
         Covariance of the task vector w (identity when None). Only for ``response="linear"``.
     response : {"linear", "relu"}
-        ``linear``: ``y = wᵀx + ε``. ``relu``: ``y = s·relu(uᵀx) + ε`` with a random sign ``s`` and
+        ``linear``: ``y = wᵀx + ε``. ``relu``: ``y = ξ·relu(uᵀx) + ε`` with a random sign ``ξ`` and
         ``u = w/‖w‖`` uniform on the unit sphere (a sign-symmetric, rotation-invariant family).
     generator : torch.Generator or int, optional
         Source of randomness (a seed makes one); same seed, same prompts. None: the stream
