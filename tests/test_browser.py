@@ -9,7 +9,12 @@ what it opens), drives Debian's headless Chromium through Playwright, and for ea
 3. moves the first slider of the chapter's Explore panel one step with the keyboard, as a learner
    would, and asserts that the panel's figure was redrawn (a different image) without an error,
    recording how long the redraw took as seen in the page;
-4. saves a screenshot as ``_build/browser/NN-*.png`` and the measurements as ``NN-*.json``.
+4. checks what a learner sees: no raw MyST syntax (``:::{``, ``{eq}``, ``{prf:``, ``{cite``) in any
+   rendered Markdown cell (jupyterlab-myst renders it), at least one rendered equation, and the Explore
+   panel's controls inside the cell's width, each at least ``MIN_CONTROL_PX`` wide;
+5. saves a screenshot as ``_build/browser/NN-*.png`` and the measurements as ``NN-*.json``.
+
+The same learner's-view checks run on one student notebook from ``theorylab assignments release``.
 
 Chromium is a system package (``make test`` installs it with apt-get when missing); without it the
 test fails and says how to install it.
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "browser"
 CHAPTERS = [path.name for path in chapters.find_chapters(ROOT / "book")]
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+MIN_CONTROL_PX = 150      # a slider narrower than this is a bare handle
 RUN_TIMEOUT_S = 300        # a chapter runs in about a minute on two cores; JupyterLab adds a little
 REDRAW_TIMEOUT_S = 30      # a redraw takes well under a second; this only bounds a hung kernel
 
@@ -59,7 +65,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of the book; yields its base URL and token, then stops it."""
+    """A JupyterLab server on a copy of the book; yields its base URL, token and root folder, then
+    stops it."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "book", root / "book")
     port, token = free_port(), secrets.token_hex(16)
@@ -83,7 +90,7 @@ def lab(tmp_path_factory):
                     log.flush()
                     pytest.fail(f"JupyterLab did not start:\n{(root / 'jupyterlab.log').read_text()[-3000:]}")
                 time.sleep(0.5)
-        yield url, token
+        yield url, token, root
     finally:
         try:
             os.killpg(server.pid, signal.SIGTERM)
@@ -144,6 +151,60 @@ FIRST_PANEL = """() => {
 }"""
 
 
+# What a learner sees in the open notebook: the rendered Markdown cells' text (searched for MyST
+# syntax left raw), the rendered equations, and the first Explore panel's controls against its cell.
+LEARNER_VIEW = """() => {
+  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!nb) return null;
+  const rendered = Array.from(nb.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown, '
+                                                  + '.jp-MarkdownCell .jp-RenderedMySTMarkdown, '
+                                                  + '.jp-MarkdownCell .myst'));
+  const raw = [];
+  for (const el of rendered) {
+    const text = el.innerText || '';
+    for (const token of [':::{', '{eq}', '{prf:', '{cite', '{ref}', '(label)=']) {
+      if (text.includes(token)) raw.push(token + ' in: ' + text.slice(0, 80).replace(/\\s+/g, ' '));
+    }
+  }
+  const math = nb.querySelectorAll('.jp-MarkdownCell .katex, .jp-MarkdownCell mjx-container, '
+                                   + '.jp-MarkdownCell .MathJax').length;
+  const controls = [];
+  const slider = nb.querySelector('.widget-slider');
+  if (slider) {
+    const row = slider.closest('.widget-hbox');
+    const cell = slider.closest('.jp-Cell');
+    const limit = cell.getBoundingClientRect().right + 1;
+    for (const c of row.children) {
+      const box = c.getBoundingClientRect();
+      controls.push({width: Math.round(box.width), inside: box.right <= limit});
+    }
+  }
+  return {markdown: rendered.length, raw: raw.slice(0, 10), math, controls};
+}"""
+
+
+def check_learner_view(page, where: str, *, panel: bool) -> dict:
+    """Scroll through the notebook (cells render as they come into view), then assert what a learner
+    sees; returns the measurements."""
+    page.evaluate("""async () => {
+      const scroller = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
+                    || document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+      if (!scroller) return;
+      for (let y = 0; y < scroller.scrollHeight; y += 600) {
+        scroller.scrollTop = y; await new Promise(r => setTimeout(r, 40));
+      }
+    }""")
+    view = wait_for(page, LEARNER_VIEW, lambda v: bool(v) and v["markdown"] > 0, 30,
+                    f"the Markdown cells of {where} to render")
+    assert not view["raw"], f"{where}: MyST shown raw to a learner: {view['raw']}"
+    assert view["math"] > 0, f"{where}: no rendered equation"
+    if panel:
+        assert view["controls"], f"{where}: no Explore controls found"
+        narrow = [c for c in view["controls"] if c["width"] < MIN_CONTROL_PX or not c["inside"]]
+        assert not narrow, f"{where}: controls too narrow or outside the cell: {view['controls']}"
+    return view
+
+
 def wait_for(page, script, predicate, timeout_s, what, poll_s=0.25):
     deadline = time.monotonic() + timeout_s
     state = None
@@ -157,7 +218,7 @@ def wait_for(page, script, predicate, timeout_s, what, poll_s=0.25):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_runs_and_its_panel_responds(lab, browser, chapter):
-    url, token = lab
+    url, token, _ = lab
     OUT.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     result = {"chapter": chapter}
@@ -197,6 +258,27 @@ def test_chapter_runs_and_its_panel_responds(lab, browser, chapter):
         assert after["errors"] == 0, f"{chapter}: the panel's redraw printed an error"
         assert after["value"] != before["value"], f"{chapter}: the slider did not move"
         assert after["image"] != before["image"]
+        view = check_learner_view(page, chapter, panel=True)
+        result.update(markdown_cells=view["markdown"], equations=view["math"], controls=view["controls"])
     finally:
         (OUT / f"{Path(chapter).stem}.json").write_text(json.dumps(result, indent=2))
+        page.close()
+
+
+def test_a_student_notebook_reads_as_the_book_does(lab, browser):
+    """A released student notebook: MyST rendered, equations shown (no cell needs to run)."""
+    from theorylab import assignments
+
+    url, token, root = lab
+    chapter = assignments.find_chapters(ROOT / "book", [CHAPTERS[0][:2]])
+    assignments.release(chapter, root / "released")
+    name = f"released/student/{chapter[0].stem}.ipynb"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{url}/lab/workspaces/test-student/tree/{name}?reset&token={token}")
+        wait_for(page, NOTEBOOK_STATE, lambda s: bool(s) and s["path"] == name, 120, f"{name} to open")
+        view = check_learner_view(page, name, panel=False)
+        page.screenshot(path=OUT / "student-notebook.png")
+        (OUT / "student-notebook.json").write_text(json.dumps(view, indent=2))
+    finally:
         page.close()
