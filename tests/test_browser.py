@@ -71,6 +71,12 @@ def lab(tmp_path_factory):
     shutil.copytree(ROOT / "book", root / "book")
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}   # kernels run as readers'
+    # Every cell in the page (JupyterLab otherwise attaches only the cells near the viewport), so that
+    # the learner's-view checks see every Markdown cell.
+    settings = root / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(root / "settings")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
@@ -155,13 +161,13 @@ FIRST_PANEL = """() => {
 # syntax left raw), the rendered equations, and the first Explore panel's controls against its cell.
 LEARNER_VIEW = """() => {
   const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-  if (!nb) return null;
-  const rendered = Array.from(nb.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown, '
-                                                  + '.jp-MarkdownCell .jp-RenderedMySTMarkdown, '
-                                                  + '.jp-MarkdownCell .myst'));
+  const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!nb || !widget || !widget.content || !widget.content.model) return null;
+  const cells = Array.from(widget.content.model.cells).filter(c => c.type === 'markdown').length;
+  const rendered = Array.from(nb.querySelectorAll('.jp-MarkdownCell.jp-mod-rendered'));
   const raw = [];
   for (const el of rendered) {
-    const text = el.innerText || '';
+    const text = el.innerText || '';      // the rendered text: the hidden editor is not in innerText
     for (const token of [':::{', '{eq}', '{prf:', '{cite', '{ref}', '(label)=']) {
       if (text.includes(token)) raw.push(token + ' in: ' + text.slice(0, 80).replace(/\\s+/g, ' '));
     }
@@ -179,7 +185,7 @@ LEARNER_VIEW = """() => {
       controls.push({width: Math.round(box.width), inside: box.right <= limit});
     }
   }
-  return {markdown: rendered.length, raw: raw.slice(0, 10), math, controls};
+  return {cells, markdown: rendered.length, raw: raw.slice(0, 10), math, controls};
 }"""
 
 
@@ -194,8 +200,8 @@ def check_learner_view(page, where: str, *, panel: bool) -> dict:
         scroller.scrollTop = y; await new Promise(r => setTimeout(r, 40));
       }
     }""")
-    view = wait_for(page, LEARNER_VIEW, lambda v: bool(v) and v["markdown"] > 0, 30,
-                    f"the Markdown cells of {where} to render")
+    view = wait_for(page, LEARNER_VIEW, lambda v: bool(v) and v["cells"] and v["markdown"] == v["cells"], 60,
+                    f"every Markdown cell of {where} to render")
     assert not view["raw"], f"{where}: MyST shown raw to a learner: {view['raw']}"
     assert view["math"] > 0, f"{where}: no rendered equation"
     if panel:
