@@ -204,3 +204,29 @@ def test_nbgrader_export_passes_nbgraders_generate_assignment(tmp_path):
     assert "add(10, -4)" not in sources and "add(1, 2) should be 3" in sources
     graded = [c.metadata["nbgrader"] for c in released.cells if c.metadata.get("nbgrader", {}).get("grade")]
     assert sorted(m["points"] for m in graded) == [1, 2, 2]
+
+
+def test_the_public_book_builds_and_executes_with_mystmd(tmp_path):
+    """What `BOOK_PUBLIC=1 make book` builds: the stubs and visible checks are not executed
+    (skip-execution), so the public chapter executes without an error."""
+    import json
+    import shutil
+
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "01-mini.md").write_text(MINI)
+    public = course.public_book(book, tmp_path / "site" / "book")
+    (tmp_path / "site" / "myst.yml").write_text(
+        "version: 1\nproject:\n  title: mini\n  toc:\n    - file: book/01-mini.md\n"
+        "site:\n  template: book-theme\n")      # the content is built even when the theme cannot be fetched
+    myst = Path(sys.executable).parent / "myst"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("TRITON_INTERPRET", None)
+    done = subprocess.run([str(myst), "build", "--execute"], cwd=tmp_path / "site", env=env,
+                          capture_output=True, text=True, timeout=600)
+    pages = list((tmp_path / "site" / "_build" / "site" / "content").glob("*.json"))
+    assert pages, done.stdout[-3000:] + done.stderr[-3000:]
+    page = json.dumps(json.loads(pages[0].read_text()))
+    assert '"ename"' not in page and "the end" in page          # ran to the last cell, no error
+    assert "return a + b" not in page and "add(10, -4)" not in page
+    shutil.rmtree(public)
