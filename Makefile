@@ -40,7 +40,7 @@ robustness: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n $${TEST_WORKERS:-2} --dist loadgroup --durations=25
+	$(PY) -m pytest -n $${TEST_WORKERS:-2} --dist loadfile --durations=25
 
 # The browser test drives Debian's Chromium (Playwright's own browser download does not work
 # everywhere). Install it when missing; if that fails the browser test fails and says why.

@@ -10,9 +10,9 @@
   run of that chapter if it is under way and executing the chapter itself if none is saved.
 * Under pytest-xdist (``make test`` runs two workers on two cores), keeps each worker and every kernel
   it starts to one torch/BLAS thread (two processes with two threads each on two cores made torch ten
-  times slower), and keeps together what must run in one process: the cells of a notebook, and the
-  tests of a module that share an expensive module-scoped fixture (everything but the grader's
-  per-chapter runs, which are independent and are spread over the workers).
+  times slower); ``--dist loadfile`` keeps a notebook's cells, and a module's tests with their
+  module-scoped fixtures, in one worker (the grader's chapter runs are split over two modules,
+  test_grading_instructor and test_grading_students, so that they run in parallel).
 * Collects the book's chapters, jupytext MyST notebooks (``book/*.md``), as nbval notebooks: nbval
   itself only collects ``.ipynb``. This hook must live here: a ``tests/conftest.py`` never sees
   ``book/``.
@@ -175,10 +175,6 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-#: Test modules whose tests are spread over the workers one by one (no shared module-scoped work).
-SPREAD_MODULES = ("test_assignments.py",)
-
-
 #: Run first: the longest group (every chapter in a browser), so that it does not finish last alone.
 FIRST_MODULES = ("test_browser.py",)
 #: Run last: consumers of the chapters' shared executions, once nbval has saved them.
@@ -193,16 +189,7 @@ def _order(item) -> int:
     return 3 if item.path.name in LAST_MODULES else 2
 
 
-def pytest_configure(config):
-    # pytest-xdist registers this marker only when it is active (not under -p no:xdist)
-    config.addinivalue_line("markers", "xdist_group(name): tests that run in one pytest-xdist worker")
-
-
 def pytest_collection_modifyitems(config, items):
-    """Order the items (the browser first, then the notebooks, the book's build last) and group them
-    for ``--dist loadgroup``: one group per notebook and per test module, except the modules in
-    ``SPREAD_MODULES``, whose tests go to whichever worker is free."""
+    """Order the items: the browser first, then the notebooks, the book's build last (``make test``
+    runs ``--dist loadfile``, which hands out whole files in this order)."""
     items.sort(key=_order)   # stable: the order within each class is kept
-    for item in items:
-        if item.path.name not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
