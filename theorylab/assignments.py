@@ -427,7 +427,8 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
-            limits["bytes"] += sum(len(str(v)) for v in content.values())
+            if msg["msg_type"] == "stream":     # printed text; a chapter's figures are not "printed"
+                limits["bytes"] += len(str(content.get("text", "")))
             if msg["msg_type"] == "error":
                 out = nbformat.v4.new_output("error", ename=str(content.get("ename", ""))[:200],
                                              evalue="", traceback=[])
