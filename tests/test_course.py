@@ -222,10 +222,19 @@ def test_the_public_book_builds_and_executes_with_mystmd(tmp_path):
     myst = Path(sys.executable).parent / "myst"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("TRITON_INTERPRET", None)
-    done = subprocess.run([str(myst), "build", "--execute"], cwd=tmp_path / "site", env=env,
-                          capture_output=True, text=True, timeout=600)
+    import signal
+
+    process = subprocess.Popen([str(myst), "build", "--execute"], cwd=tmp_path / "site", env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=600)
+    finally:
+        try:  # mystmd can leave its Jupyter server running
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     pages = list((tmp_path / "site" / "_build" / "site" / "content").glob("*.json"))
-    assert pages, done.stdout[-3000:] + done.stderr[-3000:]
+    assert pages, output[-3000:]
     page = json.dumps(json.loads(pages[0].read_text()))
     assert '"ename"' not in page and "the end" in page          # ran to the last cell, no error
     assert "return a + b" not in page and "add(10, -4)" not in page
