@@ -7,7 +7,9 @@
   executed notebook under ``_build/test-executions/`` keyed by the chapter's source, theorylab's
   and the kernels' sources and the run's knobs; the book's content build (tests/test_book.py) uses it
   through the ``executed_chapter`` fixture instead of executing the chapter again, waiting for nbval's
-  run of that chapter if it is under way and executing the chapter itself if none is saved.
+  run of that chapter if it is under way and executing the chapter itself if none is saved. The run
+  also records the answers each exercise check collected (``chapter_answers``): the grader's tests
+  check the book's solutions on them (tests/test_grading_instructor.py).
 * Under pytest-xdist (``make test`` runs two workers on two cores), keeps each worker and every kernel
   it starts to one torch/BLAS thread (two processes with two threads each on two cores made torch ten
   times slower); ``--dist loadfile`` keeps a notebook's cells, and a module's tests with their
@@ -46,6 +48,7 @@ ROOT = Path(__file__).resolve().parent
 EXECUTIONS = ROOT / "_build" / "test-executions"
 #: Environment variables that change what a chapter computes or shows.
 EXECUTION_KNOBS = ("THEORYLAB_SEED", "THEORYLAB_SCALE", "THEORYLAB_DEVICE", "THEORYLAB_PROGRESS")
+ANSWERS_LOG = "THEORYLAB_ANSWERS_LOG"     # = theorylab.answers.LOG_VARIABLE (test_shared_executions)
 
 
 def execution_key(chapter: Path) -> str:
@@ -76,13 +79,31 @@ def saved_execution(chapter: Path) -> Path:
     return EXECUTIONS / f"{chapter.stem}-{execution_key(chapter)}.ipynb"
 
 
-def save_execution(nb, chapter: Path) -> None:
+def saved_answers(chapter: Path) -> Path:
+    """The answers the chapter's exercise checks collected in the saved execution (one per line, in
+    the order the checks ran; see ``theorylab.answers.LOG_VARIABLE``)."""
+    return saved_execution(chapter).with_suffix(".answers.jsonl")
+
+
+def answers_log(chapter: Path) -> Path:
+    """Where a run of ``chapter`` under way appends its answers (fresh: any earlier file is removed)."""
+    EXECUTIONS.mkdir(parents=True, exist_ok=True)
+    path = EXECUTIONS / f"{Path(chapter).stem}.answers.partial"
+    path.unlink(missing_ok=True)
+    path.touch()
+    return path
+
+
+def save_execution(nb, chapter: Path, log: Path) -> None:
+    """Save an executed notebook of ``chapter`` and the answers ``log`` its run wrote."""
     path = saved_execution(chapter)
-    for old in EXECUTIONS.glob(f"{chapter.stem}-*.ipynb"):
-        old.unlink()
+    for pattern in ("*.ipynb", "*.answers.jsonl"):
+        for old in EXECUTIONS.glob(f"{chapter.stem}-{pattern}"):
+            old.unlink()
     nb.metadata.pop("jupytext", None)       # mystmd warns about jupytext's keys in an .ipynb
     partial = path.with_suffix(".partial")
     nbformat.write(nb, str(partial))
+    Path(log).replace(saved_answers(chapter))
     partial.replace(path)
 
 
@@ -96,13 +117,22 @@ def is_myst_notebook(path) -> bool:
 
 
 @contextmanager
-def _without(variable: str):
+def _setting(variable: str, value: str | None):
+    """``variable`` set to ``value`` (removed for None) in this process's environment, as a kernel
+    started inside inherits it; restored afterwards."""
     saved = os.environ.pop(variable, None)
+    if value is not None:
+        os.environ[variable] = value
     try:
         yield
     finally:
+        os.environ.pop(variable, None)
         if saved is not None:
             os.environ[variable] = saved
+
+
+def _without(variable: str):
+    return _setting(variable, None)
 
 
 class MystNotebookFile(nbval.plugin.IPyNbFile):
@@ -123,8 +153,10 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
     def setup(self):
         self._lock = chapter_lock(self.path.stem)
         self._lock.__enter__()
-        # Chapters run as a reader runs them: the torch path on a CPU, not the Triton interpreter.
-        with _without("TRITON_INTERPRET"):
+        # Chapters run as a reader runs them: the torch path on a CPU, not the Triton interpreter. The
+        # kernel records the answers of the chapter's exercise checks (the grader's tests reuse them).
+        self._answers_log = answers_log(self.path)
+        with _without("TRITON_INTERPRET"), _setting(ANSWERS_LOG, str(self._answers_log)):
             super().setup()
 
     def teardown(self):
@@ -140,7 +172,7 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
                         if output.get("output_type") == "execute_result":
                             output["execution_count"] = count
                     item.cell.execution_count = count
-                save_execution(self.nb, self.path)
+                save_execution(self.nb, self.path, self._answers_log)
         finally:
             if getattr(self, "_lock", None) is not None:
                 self._lock.__exit__(None, None, None)
@@ -160,11 +192,25 @@ def executed_chapter():
 
                 from theorylab.reproduce import execute_chapter
 
-                with tempfile.TemporaryDirectory() as out, _without("TRITON_INTERPRET"):
+                log = answers_log(chapter)
+                with tempfile.TemporaryDirectory() as out, _without("TRITON_INTERPRET"), \
+                        _setting(ANSWERS_LOG, str(log)):
                     run = execute_chapter(chapter, Path(out), timeout=900)
                     assert not run.errors, f"{chapter.name}: {run.errors}"
-                    save_execution(nbformat.read(run.notebook, as_version=4), chapter)
+                    save_execution(nbformat.read(run.notebook, as_version=4), chapter, log)
             return path
+    return get
+
+
+@pytest.fixture(scope="session")
+def chapter_answers(executed_chapter):
+    """``chapter_answers(path)``: the answers ``[{name: value}, ...]`` the chapter's exercise checks
+    collected, in order, in the shared execution of the chapter (``executed_chapter``)."""
+    from theorylab.answers import read_log
+
+    def get(chapter: Path) -> list[dict]:
+        executed_chapter(chapter)
+        return read_log(saved_answers(Path(chapter)))
     return get
 
 
@@ -178,7 +224,7 @@ def pytest_collect_file(file_path, parent):
 #: Run first: the longest group (every chapter in a browser), so that it does not finish last alone.
 FIRST_MODULES = ("test_browser.py",)
 #: Run last: consumers of the chapters' shared executions, once nbval has saved them.
-LAST_MODULES = ("test_book.py",)
+LAST_MODULES = ("test_grading_instructor.py", "test_book.py")
 
 
 def _order(item) -> int:

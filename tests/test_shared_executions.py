@@ -13,6 +13,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import conftest  # noqa: E402  (the root conftest, for its helpers)
+from theorylab.answers import LOG_VARIABLE, read_log  # noqa: E402
 
 TINY = """---
 jupytext:
@@ -30,6 +31,11 @@ kernelspec:
 
 ```{{code-cell}} ipython3
 print("hello", {value})
+```
+
+```{{code-cell}} ipython3
+from theorylab.answers import collect
+answers = collect(value={value}, twice=[{value}, 2 * {value}])
 ```
 """
 
@@ -54,11 +60,14 @@ def test_nbval_saves_a_run_in_which_every_cell_passed_and_nothing_else(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_WORKER"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", str(good), str(bad)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert "1 failed, 1 passed" in result.stdout, result.stdout[-2000:]
+    assert "2 failed, 2 passed" in result.stdout, result.stdout[-2000:]
     saved = conftest.saved_execution(good)
     assert saved.exists() and outputs(saved)[0]["text"] == "hello 1\n"
+    recorded = read_log(conftest.saved_answers(good))       # the answers the run collected, in order
+    assert len(recorded) == 1 and recorded[0]["value"] == 1 and recorded[0]["twice"].tolist() == [1, 2]
     assert not conftest.saved_execution(bad).exists()
     saved.unlink()
+    conftest.saved_answers(good).unlink()
 
 
 def test_a_consumer_reuses_a_saved_run_and_executes_when_none_is_saved(tmp_path, executed_chapter):
@@ -67,9 +76,16 @@ def test_a_consumer_reuses_a_saved_run_and_executes_when_none_is_saved(tmp_path,
     assert not conftest.saved_execution(chapter).exists()
     first = executed_chapter(chapter)                       # nothing saved: executes it
     assert outputs(first)[0]["text"] == "hello 2\n"
+    assert read_log(conftest.saved_answers(chapter))[0]["value"] == 2
     stamp = first.stat().st_mtime_ns
     assert executed_chapter(chapter) == first and first.stat().st_mtime_ns == stamp   # reused
     write_chapter(folder, "96-tiny.md", 3)                  # another source, another key
     second = executed_chapter(chapter)
     assert second != first and not first.exists() and outputs(second)[0]["text"] == "hello 3\n"
+    assert read_log(conftest.saved_answers(chapter))[0]["value"] == 3
     second.unlink()
+    conftest.saved_answers(chapter).unlink()
+
+
+def test_the_answers_log_variable_is_the_one_theorylab_reads():
+    assert conftest.ANSWERS_LOG == LOG_VARIABLE

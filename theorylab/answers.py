@@ -15,6 +15,11 @@ cannot change what is compared.
 
 :func:`collect` turns each value into plain data: ``bool``, ``int``, ``float``, or a numpy array (from
 a numpy array, a torch tensor, or a nested list of numbers); ``None`` stays ``None``.
+
+With ``THEORYLAB_ANSWERS_LOG`` set to a file, :func:`collect` also appends each collection to it, one
+JSON object per line (:func:`read_log` reads them back): the test suite sets it for its one execution
+of each chapter, so that the book's own solutions are graded from that run without executing the
+chapter again.
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import sys
 
 import numpy as np
 
-__all__ = ["collect", "to_plain", "dump", "load"]
+__all__ = ["collect", "to_plain", "dump", "load", "read_log", "LOG_VARIABLE"]
+
+#: The environment variable naming the file to which :func:`collect` appends each collection.
+LOG_VARIABLE = "THEORYLAB_ANSWERS_LOG"
 
 _DTYPES = ("bool", "int64", "float64", "float32")
 
@@ -62,7 +71,12 @@ def to_plain(name: str, value):
 
 def collect(**values) -> dict:
     """The answers to check, as plain data: ``collect(eta=..., Gamma=...)``."""
-    return {name: to_plain(name, value) for name, value in values.items()}
+    plain = {name: to_plain(name, value) for name, value in values.items()}
+    log = os.environ.get(LOG_VARIABLE)
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({name: _encode(value) for name, value in plain.items()}) + "\n")
+    return plain
 
 
 def _encode(value):
@@ -117,3 +131,9 @@ def load(path: str, *, max_bytes: int = 50_000_000) -> dict:
     if not isinstance(raw, dict):
         raise ValueError("the answers file does not hold a dict")
     return {str(k): _decode(v) for k, v in raw.items()}
+
+
+def read_log(path) -> list[dict]:
+    """The collections appended to ``path`` under ``THEORYLAB_ANSWERS_LOG``, in the order they were made."""
+    with open(path, encoding="utf-8") as fh:
+        return [{str(k): _decode(v) for k, v in json.loads(line).items()} for line in fh if line.strip()]

@@ -443,9 +443,8 @@ def _make_client(nb, cell_timeout: int, folder: Path, limits: dict):
                         resources={"metadata": {"path": str(folder)}})
 
 
-def _verify_in_fresh_process(items: list[tuple[TestCell, dict]],
-                             timeout: int = 900) -> list[tuple[bool, str]]:
-    """Run the second halves of ``items`` (test, answers) in a new Python process
+def verify_answers(items: list[tuple[TestCell, dict]], timeout: int = 900) -> list[tuple[bool, str]]:
+    """(passed, reason) for each of ``items`` (test, answers): its second half run in a new Python process
     (:mod:`theorylab.verify`), with this process's environment less ``TRITON_INTERPRET`` (the checks
     compute as a reader's run does); every check fails with the reason if that process cannot finish."""
     import subprocess
@@ -585,7 +584,7 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
                  and _index(run_nb.cells, check.cell) in completed
                  and not any(o.get("output_type") == "error" for o in check.cell.get("outputs", []))
                  and isinstance(collected.get(check.answers_file), dict)]
-    verdicts = dict(zip((id(c) for c in to_verify), _verify_in_fresh_process(
+    verdicts = dict(zip((id(c) for c in to_verify), verify_answers(
         [(c.test, collected[c.answers_file]) for c in to_verify]), strict=True))
     for check in checks:
         index = _index(run_nb.cells, check.cell)
