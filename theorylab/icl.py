@@ -25,6 +25,7 @@ from .kernels import lsa_moments
 from .linalg import covariance_with_spectrum, relative_error  # noqa: F401 -- part of icl's API
 from .seeding import make_generator, resolve_seed
 from .training import train
+from .utils.validation import check_choice, check_int, check_real, check_tensor
 
 RESPONSES = ("linear", "relu")
 
@@ -34,23 +35,20 @@ RESPONSES = ("linear", "relu")
 # ----------------------------------------------------------------------------------------------
 
 def _check_nd_sigma(n, d, sigma):
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}")
-    if not isinstance(sigma, int | float) or not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a finite non-negative number, got {sigma!r}")
+    """``(n, d, sigma)`` checked and converted (numpy scalars accepted; NaN and infinity rejected)."""
+    return (check_int("n", n, low=1), check_int("d", d, low=1),
+            check_real("sigma", sigma, low=0.0))
 
 
 def optimal_step_size(n: int, d: int, sigma: float) -> float:
     """Optimal step η* = n / (n + d + 1 + σ²) of one GD step from zero (isotropic Gaussian task)."""
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
     return n / (n + d + 1 + sigma**2)
 
 
 def optimal_risk(n: int, d: int, sigma: float) -> float:
     """Risk of one GD step with η*: L* = σ² + d (d + 1 + σ²) / (n + d + 1 + σ²)."""
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
     return sigma**2 + d * (d + 1 + sigma**2) / (n + d + 1 + sigma**2)
 
 
@@ -59,13 +57,14 @@ def relu_step_size(n: int, d: int, sigma: float) -> float:
 
     η = n / (n − 1 + 2(d + 2) + 4 d σ²), from E‖β‖² = 1/4 and E[y²‖x‖²] = (d + 2)/2 + dσ².
     """
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
     return n / (n - 1 + 2 * (d + 2) + 4 * d * sigma**2)
 
 
 def relu_optimal_risk(n: int, d: int, sigma: float) -> float:
     """Risk of one GD step with :func:`relu_step_size`: E y_q² − η E[y_q gᵀx_q] = 1/2 + σ² − η/4."""
-    return 0.5 + sigma**2 - relu_step_size(n, d, sigma) / 4
+    eta = relu_step_size(n, d, sigma)
+    return 0.5 + check_real("sigma", sigma) ** 2 - eta / 4
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,11 +114,11 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
     x_query : Tensor [batch, d]
     y_query : Tensor [batch]
     """
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    _check_nd_sigma(n, d, sigma)
-    if response not in RESPONSES:
-        raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
+    batch = check_int("batch", batch, low=1)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
+    check_choice("response", response, RESPONSES)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
     if response == "relu" and weight_cov is not None:
         raise ValueError("weight_cov applies to response='linear' only")
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -148,7 +147,16 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
 
 
 def _check_prompt(X, y, x_query):
-    if X.ndim != 3:
+    for name, value in (("X", X), ("y", y), ("x_query", x_query)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got "
+                            f"{getattr(value, 'dtype', type(value).__name__)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
+    if not (X.dtype == y.dtype == x_query.dtype):
+        raise TypeError(f"X, y and x_query must share one dtype, got {X.dtype}, {y.dtype} and "
+                        f"{x_query.dtype}")
+    if X.ndim != 3 or X.shape[1] < 1 or X.shape[2] < 1 or X.shape[0] < 1:
         raise ValueError(f"X must have shape [batch, n, d], got {list(X.shape)}")
     b, n, d = X.shape
     if tuple(y.shape) != (b, n):
@@ -163,6 +171,10 @@ def _check_prompt(X, y, x_query):
 
 def gradient_at_zero(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``g = (1/n) Σ_i y_i x_i`` [batch, d]: minus the gradient of ½·mean (wᵀx_i − y_i)² at w = 0."""
+    if not isinstance(X, torch.Tensor) or X.ndim != 3:
+        shape = list(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"X must be a tensor of shape [batch, n, d], got {shape}")
+    _check_prompt(X, y, X[:, 0])
     return torch.einsum("bn,bnd->bd", y, X) / X.shape[1]
 
 
@@ -170,7 +182,7 @@ def one_step_gd_predict(X, y, x_query, gamma) -> torch.Tensor:
     """Prediction ``gᵀ Γ x_q`` [batch] of one preconditioned GD step from zero; ``gamma`` is [d, d]
     (or a scalar step size)."""
     _check_prompt(X, y, x_query)
-    gamma = torch.as_tensor(gamma, dtype=X.dtype, device=X.device)
+    gamma = check_tensor("gamma", gamma, dtype=X.dtype).to(X.device)
     g = gradient_at_zero(X, y)
     if gamma.ndim == 0:
         return gamma * (g * x_query).sum(-1)
@@ -184,11 +196,12 @@ def ridge_predict(X, y, x_query, sigma: float, *, weight_cov=None) -> torch.Tens
     """Posterior-mean (Bayes-optimal) prediction [batch] for ``w ~ N(0, Σ_w)`` and noise ``σ``:
     ``x_qᵀ (XᵀX + σ² Σ_w⁻¹)⁻¹ Xᵀy``, i.e. ridge regression with penalty ``σ²``."""
     _check_prompt(X, y, x_query)
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be finite and non-negative, got {sigma!r}")
+    sigma = check_real("sigma", sigma, low=0.0)
     d = X.shape[-1]
     prior = (torch.eye(d, dtype=X.dtype, device=X.device) if weight_cov is None else
-             torch.as_tensor(weight_cov, dtype=X.dtype, device=X.device))
+             check_tensor("weight_cov", weight_cov, ndim=2, dtype=X.dtype).to(X.device))
+    if prior.shape != (d, d):
+        raise ValueError(f"weight_cov must have shape [{d}, {d}], got {list(prior.shape)}")
     if sigma == 0:
         # Noiseless limit: the minimum-Σ_w⁻¹-norm interpolant Σ_w Xᵀ (X Σ_w Xᵀ)⁺ y (also for n < d).
         w_hat = torch.einsum("ij,bnj,bn->bi", prior, X,
@@ -221,10 +234,12 @@ class LinearSelfAttention(torch.nn.Module):
                  dtype: torch.dtype = torch.float32):
         seed = resolve_seed(seed, "icl.LinearSelfAttention")
         super().__init__()
-        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-            raise ValueError(f"d must be a positive integer, got {d!r}")
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+        d = check_int("d", d, low=1)
+        init_scale = check_real("init_scale", init_scale, low=0.0, low_open=True)
+        if not isinstance(mask_query, bool):
+            raise TypeError(f"mask_query must be a bool, got {mask_query!r}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
         gen = make_generator(seed)
         self.d = d
         self.mask_query = mask_query
@@ -277,10 +292,10 @@ def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None,
     Returns the trained layer (on ``device``).
     """
     seed = resolve_seed(seed, "icl.train_lsa")
-    _check_nd_sigma(n, d, sigma)
-    for name, value in (("steps", steps), ("batch", batch)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
+    steps, batch = check_int("steps", steps, low=1), check_int("batch", batch, low=1)
+    lr = check_real("lr", lr, low=0.0, low_open=True)
+    check_choice("response", response, RESPONSES)
     device = torch.device(device) if device is not None else torch.device("cpu")
     layer = LinearSelfAttention(d, mask_query=mask_query, seed=seed).to(device)
     gen = make_generator(seed + 1, device=device)
@@ -318,6 +333,7 @@ class StreamedRisk:
 
     def risk_at(self, scale: float = 1.0) -> tuple[float, float]:
         """Risk E(scale·ŷ − y_q)² and its standard error."""
+        scale = check_real("scale", scale)
         m = self.chunk_moments
         weights = torch.tensor([scale**2, -2 * scale, 1.0], dtype=torch.float64)
         per_chunk = (m @ weights) / self.chunk_sizes
@@ -361,7 +377,8 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     identical data.
     """
     seed = resolve_seed(seed, "icl.streamed_risk")
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
+    check_choice("response", response, RESPONSES)
     if (gamma is None) == (layer is None):
         raise ValueError("give exactly one of gamma and layer")
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -369,7 +386,7 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     if layer is not None:
         p, K = (t.to(device, dtype) for t in layer.read_out())
     else:
-        gamma = torch.as_tensor(gamma, dtype=dtype, device=device)
+        gamma = check_tensor("gamma", gamma, dtype=dtype).to(device)
         gamma = gamma * torch.eye(d, dtype=dtype, device=device) if gamma.ndim == 0 else gamma
         if gamma.shape != (d, d):
             raise ValueError(f"gamma must be a scalar or have shape [{d}, {d}], got {list(gamma.shape)}")
@@ -390,7 +407,7 @@ def streamed_ridge_risk(n: int, d: int, sigma: float, *, prompts: int, chunks: i
     """Monte Carlo risk of ridge regression (:func:`ridge_predict`) over ``prompts`` isotropic prompts,
     drawn in ``chunks`` chunks to bound memory; returns the risk and its standard error."""
     seed = resolve_seed(seed, "icl.streamed_ridge_risk")
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
     device = torch.device(device) if device is not None else torch.device("cpu")
     dtype = torch.float32  # moments are accumulated in float64; sampling in float64 is 5x slower
     per_chunk, sizes = [], []
@@ -404,10 +421,8 @@ def streamed_ridge_risk(n: int, d: int, sigma: float, *, prompts: int, chunks: i
 
 def _prompt_chunks(prompts, chunks, n, d, sigma, *, seed, dtype, device, **task):
     """Yield ``chunks`` batches of prompts totalling ``prompts``, from one seeded generator."""
-    if not isinstance(chunks, int) or chunks < 2:
-        raise ValueError(f"chunks must be an integer ≥ 2 (for a standard error), got {chunks!r}")
-    if not isinstance(prompts, int) or prompts < chunks:
-        raise ValueError(f"prompts must be an integer ≥ chunks={chunks}, got {prompts!r}")
+    chunks = check_int("chunks", chunks, low=2)          # at least 2 for a standard error
+    prompts = check_int("prompts", prompts, low=chunks)
     gen = make_generator(seed, device=device)
     for i in range(chunks):
         size = prompts // chunks + (i < prompts % chunks)
@@ -417,13 +432,15 @@ def _prompt_chunks(prompts, chunks, n, d, sigma, *, seed, dtype, device, **task)
 def one_step_gd_risk(eta: float, n: int, d: int, sigma: float) -> float:
     """Risk of one GD step with scalar step ``eta`` (isotropic task): ``d (a η² − 2η + 1) + σ²`` with
     ``a = (n + d + 1 + σ²)/n``; minimised at ``η = 1/a = η*``."""
-    _check_nd_sigma(n, d, sigma)
+    n, d, sigma = _check_nd_sigma(n, d, sigma)
+    eta = check_real("eta", eta)
     a = (n + d + 1 + sigma**2) / n
     return d * (a * eta**2 - 2 * eta + 1) + sigma**2
 
 
 def mc_risk(prediction: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
     """Monte Carlo risk ``mean (ŷ − y)²`` over a batch [batch] and its standard error."""
+    prediction, target = check_tensor("prediction", prediction), check_tensor("target", target)
     if prediction.shape != target.shape or prediction.ndim != 1:
         raise ValueError(f"prediction and target must be 1-D of one shape, got "
                          f"{list(prediction.shape)} and {list(target.shape)}")
@@ -435,9 +452,7 @@ def random_covariance(d: int, condition: float, *, seed: int | None = None) -> t
     """A covariance [d, d] (float64) with eigenvalues spread geometrically from 1/√condition to
     √condition, in a random orthonormal basis (so determinant 1 and no preferred axes)."""
     seed = resolve_seed(seed, "icl.random_covariance")
-    if not isinstance(d, int) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}")
-    if not condition >= 1:
-        raise ValueError(f"condition must be at least 1, got {condition!r}")
+    d = check_int("d", d, low=1)
+    condition = check_real("condition", condition, low=1.0)
     eig = torch.logspace(-0.5, 0.5, d, base=condition, dtype=torch.float64) if d > 1 else torch.ones(1)
     return covariance_with_spectrum(eig, seed=seed)[0]
