@@ -129,7 +129,7 @@ def test_fgsm_threshold_reaches_the_boundary():
     (lambda X, y: tl.tilted_classifier(X, y, np.ones(7), 4.0), "theta must lie in"),
     (lambda X, y: tl.tilted_classifier(X, y, tl.nearest_centroid_normal(X, y), 0.3), "parallel"),
     (lambda X, y: tl.tilted_classifier(X, y, np.zeros(7), 0.3), "normal must be a finite non-zero"),
-    (lambda X, y: tl.replicate_pixels(X, 0, shape=(7, 1)), "k must be a positive integer"),
+    (lambda X, y: tl.replicate_pixels(X, 0, shape=(7, 1)), "k must be an integer ≥ 1"),
     (lambda X, y: tl.replicate_pixels(X, 2, shape=(2, 2)), "shape"),
     (lambda X, y: tl.svm_path(X, y, [1.0, -1.0]), "Cs must be positive"),
     (lambda X, y: tl.flip_labels(y, 1.5), "fraction"),
@@ -407,3 +407,80 @@ def test_classifier_stats_auto_backend_and_validation():
 # ---------------------------------------------------------------------------------------------------
 # The benchmark's bookkeeping on the CPU (stand-ins for do_bench and torch.compile)
 # ---------------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input validation (issue 14) and the chapter's machinery moved into the library
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda X, y: tl.signed_distance(np.ones(7), "0.5", X), TypeError, "b must be a real number"),
+    (lambda X, y: tl.signed_distance(np.ones(7), True, X), TypeError, "b must be a real number"),
+    (lambda X, y: tl.signed_distance(np.ones(7), math.nan, X), ValueError, "b must be a finite"),
+    (lambda X, y: tl.signed_distance(np.array(["a"] * 7), 0.0, X), TypeError, "w must hold real numbers"),
+    (lambda X, y: tl.signed_distance(np.ones(7), 0.0, X.astype(complex)), TypeError, "X must hold real"),
+    (lambda X, y: tl.signed_distance(np.ones(7), 0.0, np.where(X > 2, np.inf, X)), ValueError,
+     "X must be finite, got NaN or infinity in row"),
+    (lambda X, y: tl.class_centroids(X, y.astype(bool)), TypeError, "y must hold real numbers"),
+    (lambda X, y: tl.flip_labels(y, "0.1"), TypeError, "fraction must be a real number"),
+    (lambda X, y: tl.plane_data(10.0, 5), TypeError, "n must be an integer"),
+    (lambda X, y: tl.plane_data(10, 5, noise=-1.0), ValueError, "noise must be ≥ 0"),
+    (lambda X, y: tl.svm_path(X, y, [1.0], tol=0.0), ValueError, "tol must be > 0"),
+    (lambda X, y: tl.mcnemar_z(np.array([1, 0]), np.array([True, False])), TypeError, "wrong_first must be"),
+    (lambda X, y: tl.mcnemar_z(np.array([True]), np.array([True, False])), ValueError, "same shape"),
+    (lambda X, y: tl.path_adversarial_distances(np.ones((2, 7)), [0.0], X, y), ValueError,
+     r"b must have shape \[2\]"),
+    (lambda X, y: tl.angle_dips(X, y, levels=1), ValueError, "levels must be an integer ≥ 2"),
+])
+def test_bad_input_names_the_argument(call, error, match):
+    X, y = two_blobs()
+    with pytest.raises(error, match=match):
+        call(X, y)
+
+
+def test_numpy_scalars_and_torch_inputs_are_accepted():
+    X, y = two_blobs()
+    w, b = np.linspace(-1, 1, 7) + 0.1, 0.3
+    want = tl.signed_distance(w, b, X)
+    np.testing.assert_allclose(tl.signed_distance(w, np.float32(b), X), want, atol=1e-7)
+    as_tensors = torch.tensor(w), torch.tensor(b, dtype=torch.float64), torch.tensor(X)
+    np.testing.assert_array_equal(tl.signed_distance(*as_tensors), want)
+    assert tl.flip_labels(y, np.float64(0.1), seed=1).shape == y.shape
+    assert tl.replicate_pixels(X[:, :4], np.int64(2), shape=(2, 2)).shape == (len(X), 16)
+
+
+def test_mcnemar_sign_and_counts():
+    first = np.array([True, True, True, False, False])
+    second = np.array([False, False, True, True, False])
+    assert tl.mcnemar_counts(first, second) == (2, 1)
+    assert tl.mcnemar_z(first, second) == pytest.approx(1 / math.sqrt(3))   # positive: the first is worse
+    assert tl.mcnemar_z(second, first) == pytest.approx(-1 / math.sqrt(3))
+    assert tl.mcnemar_z(first, first) == 0.0
+
+
+def test_path_helpers_match_the_single_classifier_functions():
+    X, y = two_blobs()
+    W = np.random.default_rng(3).standard_normal((4, 7))
+    b = np.linspace(-1, 1, 4)
+    np.testing.assert_array_equal(tl.path_angles(W, X, y), [tl.deviation_angle(w, X, y) for w in W])
+    np.testing.assert_array_equal(tl.path_adversarial_distances(W, b, X, y),
+                                  [tl.adversarial_distance(w, c, X, y) for w, c in zip(W, b, strict=True)])
+
+
+def test_angle_dips_reports_ratios_to_the_solver_resolution():
+    X, y = two_blobs(n_neg=20, n_pos=25, d=5)
+    out = tl.angle_dips(X, y, levels=6)
+    assert set(out) == {"dip", "dip_ratio", "norm_ratio"}
+    assert out["norm_ratio"] <= 1.0                      # ‖w‖ is non-decreasing (theorem)
+    assert out["dip_ratio"] >= 0.0 or out["dip"] < 0
+
+
+def test_float32_consistency_passes_for_the_kernel_and_sees_a_shifted_intercept():
+    rng = np.random.default_rng(5)
+    X = rng.random((300, 16))
+    labels = rng.integers(0, 3, 300)
+    W, b = rng.standard_normal((5, 16)), rng.standard_normal(5)
+    pos, neg = np.array([1, 2, 2, 1, 0]), np.array([0, 0, 1, 2, 2])
+    out = tl.float32_consistency(X, labels, W, b, pos, neg, device="cpu")
+    assert out["identity_ratio"] <= 1 and out["sums_ratio"] <= 1 and out["count_mismatch"] == 0
+    assert out["stats"].theta.shape == (5,)

@@ -31,6 +31,7 @@ import torch
 from . import config
 from .kernels import classifier_stats
 from .seeding import resolve_seed
+from .utils.validation import check_int, check_real
 
 __all__ = [
     "nearest_centroid_normal", "nearest_centroid_classifier", "deviation_angle", "signed_distance",
@@ -38,7 +39,8 @@ __all__ = [
     "tilted_classifier", "fgsm_threshold", "replicate_pixels", "plane_data", "digits_split",
     "digit_pair", "flip_labels", "critical_C", "nc_angle_rounding_bound", "svm_path", "classifier_statistics",
     "ClassifierStatistics", "float32_error_bound", "class_centroids", "within_class_covariance",
-    "tilt_direction", "tilt_variance_ratio", "error_mass",
+    "tilt_direction", "tilt_variance_ratio", "error_mass", "path_angles", "path_adversarial_distances",
+    "mcnemar_counts", "mcnemar_z", "angle_dips", "float32_consistency",
 ]
 
 
@@ -46,17 +48,35 @@ __all__ = [
 # Validation
 # ---------------------------------------------------------------------------------------------------
 
+def _array(name: str, value) -> np.ndarray:
+    """``value`` (NumPy array, CPU or GPU torch tensor, nested list) as a float64 array; a wrong type
+    or dtype (strings, objects, complex numbers, bools) raises ``TypeError`` naming the argument."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__} {value!r}")
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}") from None
+    real = np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    if raw.dtype == np.bool_ or not real:
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    return raw.astype(np.float64)
+
+
 def _matrix(name: str, X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
+    X = _array(name, X)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"{name} must be a non-empty 2-D array [n, d], got shape {list(X.shape)}")
     if not np.isfinite(X).all():
-        raise ValueError(f"{name} must be finite")
+        row = int(np.argwhere(~np.isfinite(X))[0, 0])
+        raise ValueError(f"{name} must be finite, got NaN or infinity in row {row}: {X[row].tolist()[:8]}")
     return X
 
 
 def _labels(y, n: int) -> np.ndarray:
-    y = np.asarray(y)
+    y = _array("y", y)
     if y.shape != (n,):
         raise ValueError(f"y must have shape [{n}] (one label per row of X), got {list(y.shape)}")
     values = set(np.unique(y).tolist())
@@ -73,7 +93,7 @@ def _data(X, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _normal(w, d: int | None = None, name: str = "w") -> np.ndarray:
-    w = np.asarray(w, dtype=np.float64)
+    w = _array(name, w)
     if w.ndim != 1 or (d is not None and w.shape[0] != d):
         want = f"[{d}]" if d is not None else "[d]"
         raise ValueError(f"{name} must have shape {want}, got {list(w.shape)}")
@@ -84,13 +104,10 @@ def _normal(w, d: int | None = None, name: str = "w") -> np.ndarray:
 
 
 def _scalar(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
+    """A finite real number (Python, NumPy or 0-d tensor); ``TypeError``/``ValueError`` name it."""
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(()).item()
+    return check_real(name, value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,16 +183,16 @@ def error_distance(w, b, X, y) -> float:
 def projected_images(w, b, X) -> np.ndarray:
     """``x − d(x) ŵ`` [n, d]: the orthogonal projection of every row onto the boundary."""
     d = signed_distance(w, b, X)
-    w = np.asarray(w, dtype=np.float64)
-    return np.asarray(X, dtype=np.float64) - d[:, None] * (w / np.linalg.norm(w))[None, :]
+    w = _normal(w)
+    return _matrix("X", X) - d[:, None] * (w / np.linalg.norm(w))[None, :]
 
 
 def mirror_images(w, b, X) -> np.ndarray:
     """``x − 2 d(x) ŵ`` [n, d]: every row reflected through the boundary (same confidence, other
     class), at distance ``2|d(x)|`` from the original."""
     d = signed_distance(w, b, X)
-    w = np.asarray(w, dtype=np.float64)
-    return np.asarray(X, dtype=np.float64) - 2 * d[:, None] * (w / np.linalg.norm(w))[None, :]
+    w = _normal(w)
+    return _matrix("X", X) - 2 * d[:, None] * (w / np.linalg.norm(w))[None, :]
 
 
 def tilted_classifier(X, y, normal, theta) -> tuple[np.ndarray, float]:
@@ -282,8 +299,7 @@ def replicate_pixels(X, k: int, shape: tuple[int, int] = (8, 8)) -> np.ndarray:
     """Images [n, h·w] (rows of ``X``, ``shape = (h, w)``) with every pixel replaced by a k×k block:
     [n, hk·wk]."""
     X = _matrix("X", X)
-    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_int("k", k, low=1)
     h, w = shape
     if X.shape[1] != h * w:
         raise ValueError(f"X must have shape [n, {h * w}] for images of shape {shape}, got {list(X.shape)}")
@@ -309,10 +325,9 @@ def plane_data(n: int, dim: int = 100, *, separation: float = 4.1, noise: float 
     X [2n, dim], y [2n], normal [dim]: a unit vector orthogonal to the plane.
     """
     seed = resolve_seed(seed, "tilting.plane_data")
-    if not isinstance(n, int) or n < 1 or not isinstance(dim, int) or dim < 3:
-        raise ValueError(f"need integers n ≥ 1 and dim ≥ 3, got n={n!r}, dim={dim!r}")
-    if not separation > 0 or not noise >= 0:
-        raise ValueError(f"separation must be positive and noise non-negative, got {separation!r}, {noise!r}")
+    n, dim = check_int("n", n, low=1), check_int("dim", dim, low=3)
+    separation = check_real("separation", separation, low=0.0, low_open=True)
+    noise = check_real("noise", noise, low=0.0)
     rng = np.random.default_rng(seed)
     basis, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     plane, rest = basis[:, :2], basis[:, 2:]
@@ -358,12 +373,11 @@ def digit_pair(X, classes, negative: int, positive: int) -> tuple[np.ndarray, np
 def flip_labels(y, fraction: float, seed: int | None = None) -> np.ndarray:
     """A copy of ``y`` with ``round(fraction·n)`` labels, chosen at random, flipped."""
     seed = resolve_seed(seed, "tilting.flip_labels")
-    y = np.asarray(y, dtype=np.float64)
+    y = _array("y", y)
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of labels, got shape {list(y.shape)}")
     _labels(y, len(y))
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+    fraction = check_real("fraction", fraction, low=0.0, high=1.0)
     flipped = y.copy()
     chosen = np.random.default_rng(seed).choice(len(y), int(round(fraction * len(y))), replace=False)
     flipped[chosen] *= -1
@@ -424,11 +438,10 @@ def svm_path(X, y, Cs, *, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.svm import SVC
 
     X, y = _data(X, y)
-    Cs = np.atleast_1d(np.asarray(Cs, dtype=np.float64))
+    Cs = np.atleast_1d(_array("Cs", Cs))
     if Cs.ndim != 1 or not (np.isfinite(Cs).all() and (Cs > 0).all()):
         raise ValueError(f"Cs must be positive finite numbers, got {Cs!r}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    tol = check_real("tol", tol, low=0.0, low_open=True)
     W, b = np.empty((len(Cs), X.shape[1])), np.empty(len(Cs))
     for k, C in enumerate(Cs):
         svm = SVC(kernel="linear", C=float(C), class_weight="balanced", tol=tol).fit(X, y)
@@ -587,3 +600,97 @@ def classifier_statistics(X, labels, W, b, positive=1, negative=-1, *, device=No
         d_adv=(centroid_distances[:, 1] - centroid_distances[:, 0]) / 2,
         centroid_distances=centroid_distances, error=errors / (n_neg + n_pos), d_err=d_err,
         margin=min_margin / norms, counts=np.stack([n_neg, n_pos], axis=1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths, paired tests and the float32 cross-check (the chapter's machinery)
+# ---------------------------------------------------------------------------------------------------
+
+def path_angles(W, X, y) -> np.ndarray:
+    """Deviation angles θ [m] (radians) of the normals ``W`` [m, d] against the centroids of ``(X, y)``."""
+    W = _matrix("W", W)
+    return np.array([deviation_angle(w, X, y) for w in W])
+
+
+def path_adversarial_distances(W, b, X, y) -> np.ndarray:
+    """Adversarial distances ``d_adv`` [m] of the classifiers ``(W[k], b[k])`` on ``(X, y)``."""
+    W = _matrix("W", W)
+    b = _array("b", b)
+    if b.shape != (W.shape[0],):
+        raise ValueError(f"b must have shape [{W.shape[0]}] (one intercept per row of W), got "
+                         f"{list(b.shape)}")
+    return np.array([adversarial_distance(w, b_k, X, y) for w, b_k in zip(W, b, strict=True)])
+
+
+def _wrong(name: str, value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    value = np.asarray(value)
+    if value.dtype != np.bool_ or value.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D boolean array (True where the classifier is wrong), got "
+                        f"dtype {value.dtype} and shape {list(value.shape)}")
+    return value
+
+
+def mcnemar_counts(wrong_first, wrong_second) -> tuple[int, int]:
+    """``(n10, n01)``: the test points only the first classifier gets wrong, and those only the second
+    gets wrong (``wrong_*``: boolean arrays [n] over the same points)."""
+    first, second = _wrong("wrong_first", wrong_first), _wrong("wrong_second", wrong_second)
+    if first.shape != second.shape:
+        raise ValueError(f"wrong_first and wrong_second must have the same shape, got {list(first.shape)} "
+                         f"and {list(second.shape)}")
+    return int(np.sum(first & ~second)), int(np.sum(~first & second))
+
+
+def mcnemar_z(wrong_first, wrong_second) -> float:
+    """McNemar's ``z = (n10 − n01)/√(n10 + n01)`` (0 when the two never disagree): approximately standard
+    normal when the classifiers have the same error rate, positive when the first is worse."""
+    n10, n01 = mcnemar_counts(wrong_first, wrong_second)
+    return (n10 - n01) / math.sqrt(max(n10 + n01, 1))
+
+
+def angle_dips(X, y, levels: int = 80) -> dict:
+    """The regularisation path of ``(X, y)`` on ``levels`` values of ``C`` from ``C₀`` to ``10⁵C₀``, solved at
+    tolerances 1e-9 and 1e-12; the solver resolution ``r`` (largest change between the two) measured for θ
+    and for ``‖w‖`` separately. Returns ``dip`` (the largest decrease of θ between neighbouring levels, rad),
+    ``dip_ratio`` (that decrease over ``4r``) and ``norm_ratio`` (the largest decrease of ``‖w‖`` over its
+    ``4r``); a ratio above 1 cannot be solver error."""
+    X, y = _data(X, y)
+    levels = check_int("levels", levels, low=2)
+    Cs = critical_C(X, y) * np.logspace(0, 5, levels)
+    W, W_tight = svm_path(X, y, Cs)[0], svm_path(X, y, Cs, tol=1e-12)[0]
+    theta, norms = path_angles(W, X, y), np.linalg.norm(W, axis=1)
+    r = np.abs(theta - path_angles(W_tight, X, y)).max()
+    r_w = np.abs(norms - np.linalg.norm(W_tight, axis=1)).max()
+    dip, norm_dip = -np.diff(theta).min(), -np.diff(norms).min()
+
+    def over(a, b):
+        return a / b if b > 0 else (math.inf if a > 0 else 0.0)
+    return dict(dip=float(dip), dip_ratio=float(over(dip, 4 * r)), norm_ratio=float(over(norm_dip, 4 * r_w)))
+
+
+def float32_consistency(X, labels, W, b, positive, negative, *, device=None) -> dict:
+    """Cross-check :func:`classifier_statistics` in float32 (the kernel's precision) against float64.
+
+    Returns ``stats`` (the float32 statistics) and, each against :func:`float32_error_bound`:
+    ``identity_ratio``, the largest ``|d_adv − ½‖j − i‖ cos θ|`` over the bound; ``sums_ratio``, the largest
+    difference of a class mean of the distances from float64 over the bound; ``count_mismatch``, the number
+    of classifiers whose class counts differ or whose error counts differ by more than the number of their
+    points whose float64 score lies within the float32 rounding of zero (those may legitimately flip);
+    and ``ambiguous``, the number of such points.
+    """
+    X, labels, W, b, pos, neg, _ = _classifiers(X, labels, W, b, positive, negative)
+    stats = classifier_statistics(X, labels, W, b, pos, neg, device=device)
+    exact = classifier_statistics(X, labels, W, b, pos, neg, device="cpu", dtype=torch.float64,
+                                  backend="torch")
+    bound = float32_error_bound(X, labels, W, b, pos, neg)
+    identity_ratio = float(np.max(np.abs(stats.d_adv - stats.half_gap * np.cos(stats.theta)) / bound))
+    sums_ratio = float(np.max(np.abs(stats.centroid_distances - exact.centroid_distances) / bound[:, None]))
+    member = (labels[:, None] == pos) | (labels[:, None] == neg)
+    near_zero = np.abs(X @ W.T + b) <= (X.shape[1] + 4) * 2.0**-24 * (np.abs(X) @ np.abs(W).T + np.abs(b))
+    flippable = (member & near_zero).sum(axis=0)
+    wrong_32, wrong_64 = stats.error * stats.counts.sum(axis=1), exact.error * exact.counts.sum(axis=1)
+    mismatch = (np.any(stats.counts != exact.counts, axis=1)
+                | (np.abs(np.round(wrong_32 - wrong_64)) > flippable))
+    return dict(stats=stats, identity_ratio=identity_ratio, sums_ratio=sums_ratio,
+                count_mismatch=int(mismatch.sum()), ambiguous=int(flippable.sum()))
