@@ -72,10 +72,35 @@ def test_data_generators():
     (lambda: st.DiagonalLinearNetwork(3)(torch.zeros(2, 4, dtype=torch.float64)), "X must be a tensor of"),
     (lambda: st.sparse_regression(5, 3, sparsity=4), "sparsity must be an integer"),
     (lambda: st.sampling_factor(6, 5), "batch_size must be an integer in"),
+    (lambda: st.mean_square_radius(st.DiagonalLinearNetwork(3), torch.ones(2, 3, dtype=torch.float64), lr=0.1,
+                                   batch_size=1, rank_tol=-1.0), "rank_tol must be a positive"),
 ])
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_float32_data_and_numpy_scalars_are_accepted():
+    """float32 data with a float64 model is computed in float64 (issue 14: it used to crash with a dtype
+    error); numpy scalars are accepted wherever Python numbers are; integer data is refused by name."""
+    X64, y64, *_ = st.relu_teacher(12, 5, seed=3)
+    X32, y32 = X64.float(), y64.float()
+    for model in (st.TwoLayerReLU(5, 6, seed=4), st.DiagonalLinearNetwork(5, seed=5)):
+        p = st.parameter_count(model)
+        u = torch.randn(p, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+        assert st.gauss_newton_trace(model, X32) == pytest.approx(st.gauss_newton_trace(model, X32.double()),
+                                                                 rel=1e-12)
+        hu = st.gauss_newton_matvec(model, X32, u.float())
+        assert hu.dtype == torch.float32
+        torch.testing.assert_close(hu.double(), st.gauss_newton_matvec(model, X32.double(), u), rtol=1e-6, atol=1e-6)
+        assert st.mean_square_radius(model, X32, lr=np.float64(0.01), batch_size=np.int64(2)) == pytest.approx(
+            st.mean_square_radius(model, X32.double(), lr=0.01, batch_size=2), rel=1e-12)
+        assert st.training_loss(model, X32, y32) == pytest.approx(st.training_loss(model, X32.double(),
+                                                                                   y32.double()), rel=1e-12)
+        with pytest.raises(TypeError, match="X must be a floating-point tensor"):
+            st.gauss_newton_trace(model, X64.long())
+        with pytest.raises(TypeError, match="u must be a floating-point tensor"):
+            st.gauss_newton_matvec(model, X64, torch.zeros(p, dtype=torch.long))
 
 
 def test_norm_helpers():

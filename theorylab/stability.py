@@ -63,13 +63,24 @@ def _check_model(model) -> None:
                         f"got {type(model).__name__}")
 
 
-def _check_data(model, X, y=None) -> None:
+def _check_data(model, X, y=None):
+    """``X`` (and ``y``) checked and converted to the model's floating dtype and device (float32 data
+    with a float64 model is computed in float64); returns ``X``, or ``(X, y)`` when ``y`` is given."""
     if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[1] != model.d or X.shape[0] < 1:
         raise ValueError(f"X must be a tensor of shape [n, {model.d}], got "
                          f"{list(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}")
-    if y is not None and (not isinstance(y, torch.Tensor) or tuple(y.shape) != (X.shape[0],)):
+    if not X.is_floating_point():
+        raise TypeError(f"X must be a floating-point tensor, got dtype {X.dtype}")
+    first = next(model.parameters())
+    X = X.to(device=first.device, dtype=first.dtype)
+    if y is None:
+        return X
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (X.shape[0],):
         raise ValueError(f"y must be a tensor of shape [{X.shape[0]}] (one target per row of X), got "
                          f"{list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+    if not y.is_floating_point():
+        raise TypeError(f"y must be a floating-point tensor, got dtype {y.dtype}")
+    return X, y.to(device=first.device, dtype=first.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,7 +117,7 @@ class DiagonalLinearNetwork(torch.nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """``X`` [n, d] → predictions [n]."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         return X @ (self.a * self.b)
 
     def beta(self) -> torch.Tensor:
@@ -115,12 +126,12 @@ class DiagonalLinearNetwork(torch.nn.Module):
 
     def sq_grad_norms(self, X: torch.Tensor) -> torch.Tensor:
         """``‖∇_θ f(x_i)‖² = Σ_j (a_j² + b_j²) x_ij²`` [n] (closed form, detached)."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         return X.pow(2) @ (self.a.detach().pow(2) + self.b.detach().pow(2))
 
     def jacobian(self, X: torch.Tensor) -> torch.Tensor:
         """Per-sample gradients in closed form, ``[X ⊙ b, X ⊙ a]`` [n, 2d] (detached)."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         return torch.cat([X * self.b.detach(), X * self.a.detach()], dim=1)
 
     def gn_matvec(self, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -183,19 +194,19 @@ class TwoLayerReLU(torch.nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """``X`` [n, d] → predictions [n]."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         return torch.relu(X @ self.W.T) @ self.v
 
     def sq_grad_norms(self, X: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
         """``‖∇_θ f(x_i)‖² = Σ_k [relu(w_k·x_i)² + v_k² 1[w_k·x_i > 0] ‖x_i‖²]`` [n], through
         :func:`theorylab.kernels.relu_gn_sq_norms` (no per-sample gradient is formed)."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         return relu_gn_sq_norms(X, self.W.detach(), self.v.detach(), backend=backend)
 
     def jacobian(self, X: torch.Tensor) -> torch.Tensor:
         """Per-sample gradients in closed form [n, m (d + 1)] (detached): blocks ``v_k 1[z_ik > 0] x_i``
         (row-major over ``k``, then the ``d`` inputs) and ``relu(z_ik)``."""
-        _check_data(self, X)
+        X = _check_data(self, X)
         W, v = self.W.detach(), self.v.detach()
         Z = X @ W.T
         dW = ((Z > 0) * v)[:, :, None] * X[:, None, :]
@@ -474,7 +485,7 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
 def training_loss(model, X: torch.Tensor, y: torch.Tensor) -> float:
     """``(1/2n) Σ (f(x_i) − y_i)²`` (with the ½, as trained)."""
     _check_model(model)
-    _check_data(model, X, y)
+    X, y = _check_data(model, X, y)
     with torch.no_grad():
         return 0.5 * (model(X) - y).pow(2).mean().item()
 
@@ -482,7 +493,7 @@ def training_loss(model, X: torch.Tensor, y: torch.Tensor) -> float:
 def test_error(model, X: torch.Tensor, y: torch.Tensor) -> float:
     """Mean squared error ``(1/n) Σ (f(x_i) − y_i)²`` on held-out data (no ½)."""
     _check_model(model)
-    _check_data(model, X, y)
+    X, y = _check_data(model, X, y)
     with torch.no_grad():
         return (model(X) - y).pow(2).mean().item()
 
@@ -491,7 +502,7 @@ def per_sample_gradients(model, X: torch.Tensor) -> torch.Tensor:
     """``J`` [n, p], row ``i`` the gradient ``∇_θ f(x_i)`` flattened as the module docstring says,
     by autograd one sample at a time, independently of the models' closed forms."""
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     params = list(model.parameters())
     rows = []
     for x in X:
@@ -505,7 +516,7 @@ def gauss_newton_trace(model, X: torch.Tensor, *, backend: str = "auto") -> floa
     trace of ``(1/2n) Σ (f − y)²`` at an interpolating minimum. For :class:`TwoLayerReLU` the norms come
     from the Triton kernel on a GPU (``backend`` is passed to it)."""
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     if isinstance(model, TwoLayerReLU):
         return model.sq_grad_norms(X, backend=backend).double().mean().item()
     return model.sq_grad_norms(X).mean().item()
@@ -514,14 +525,18 @@ def gauss_newton_trace(model, X: torch.Tensor, *, backend: str = "auto") -> floa
 def gauss_newton_matvec(model, X: torch.Tensor, u: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     """``H u = (1/n) Σ_i g_i (g_i · u)`` for a flat direction ``u`` [p] (no ``H`` or ``J`` formed)."""
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     p = parameter_count(model)
     if not isinstance(u, torch.Tensor) or tuple(u.shape) != (p,):
         raise ValueError(f"u must be a tensor of shape [{p}], got "
                          f"{list(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
+    if not u.is_floating_point():
+        raise TypeError(f"u must be a floating-point tensor, got dtype {u.dtype}")
+    out_dtype = u.dtype                                   # computed in the model's dtype, returned in u's
+    u = u.to(device=X.device, dtype=X.dtype)
     if isinstance(model, TwoLayerReLU):
-        return model.gn_matvec(X, u, backend=backend)
-    return model.gn_matvec(X, u)
+        return model.gn_matvec(X, u, backend=backend).to(out_dtype)
+    return model.gn_matvec(X, u).to(out_dtype)
 
 
 def _lanczos_max(matvec, p: int, iters: int, *, seed: int, dtype, device) -> float:
@@ -568,7 +583,7 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
     """
     seed = resolve_seed(seed, "stability.gauss_newton_lambda_max")
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     if method not in ("auto", "exact", "lanczos"):
         raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
     iters = _check_int("iters", iters, 1)
@@ -627,7 +642,7 @@ def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     lr = _check_positive("lr", lr)
     batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
     r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
@@ -659,7 +674,7 @@ def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: 
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     _check_model(model)
-    _check_data(model, X)
+    X = _check_data(model, X)
     batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
     r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
     scale = 1 / np.sqrt(c_diag)
@@ -679,6 +694,9 @@ def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: 
 def _range_coordinates(model, X, rank_tol):
     """Per-sample gradients in the eigenbasis of ``H`` restricted to its range: ``G`` [n, r] (numpy,
     float64) with ``(1/n) Gᵀ G = diag(lam)``, and ``lam`` [r] the nonzero eigenvalues of ``H``."""
+    rank_tol = _check_positive("rank_tol", rank_tol)
+    if rank_tol >= 1:
+        raise ValueError(f"rank_tol must be below 1 (a fraction of the largest singular value), got {rank_tol!r}")
     J = model.jacobian(X).detach().cpu().double().numpy()
     with _one_thread():
         U, sv, _ = np.linalg.svd(J, full_matrices=False)   # numpy: far faster than torch's at this size
@@ -728,7 +746,7 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
         raise ValueError("models must hold at least one model")
     for model in models:
         _check_model(model)
-        _check_data(model, X)
+        X = _check_data(model, X)
     count, n = len(models), X.shape[0]
     lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
     batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
@@ -864,7 +882,7 @@ def gd_escape_threshold(models, X: torch.Tensor, y: torch.Tensor, *, low, high, 
         raise ValueError("models must hold at least one model")
     for model in models:
         _check_model(model)
-        _check_data(model, X, y)
+        X, y = _check_data(model, X, y)
     count = len(models)
     lows = [_check_positive("low", v) for v in _per_model("low", low, count)]
     highs = [_check_positive("high", v) for v in _per_model("high", high, count)]
