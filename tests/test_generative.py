@@ -170,8 +170,23 @@ def test_bad_parameters_and_unfitted_use():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: gen.gaussian_mixture(10, 4, correlation=1.0), "correlation must lie in"),
-    (lambda: gen.gaussian_mixture(10, 4, correlation=-0.1), "correlation must lie in"),
+    (lambda: gen.gaussian_mixture(10, 4, correlation=1.0), "correlation must be < 1, got 1.0"),
+    (lambda: gen.gaussian_mixture(10, 4, correlation=-0.1), "correlation must be ≥ 0, got -0.1"),
+    (lambda: gen.Mixture(torch.zeros(2, 3), torch.ones(3), 1.0), "correlation must be < 1, got 1.0"),
+    (lambda: gen.Mixture(torch.zeros(2, 3), torch.ones(2), 0.0), r"std must have shape \[3\]"),
+    (lambda: gen.Mixture(torch.zeros(2, 3), torch.tensor([1.0, 0.0, 1.0]), 0.0), "positive entries"),
+    (lambda: gen.Mixture(torch.zeros(1, 3), torch.ones(3), 0.0), "K ≥ 2"),
+    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([1.0]), torch.zeros(2, 2), torch.ones(2)),
+     r"prior must have shape \[2\].*got \[1\]"),
+    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 2), torch.ones(1)),
+     r"var must have shape \[2\]"),
+    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 3), torch.ones(3)),
+     r"means must have shape \[K, 2\]"),
+    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 2), torch.tensor([1.0, -1.0])),
+     "positive entries"),
+    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(3, 3), 1e-9), "means and variances"),
+    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(2, 3), -1.0), "var_smoothing must be ≥ 0"),
+    (lambda: gen.first_crossing([1, 2], [0.3, 0.1], float("nan")), "level must be a finite number"),
     (lambda: gen.gaussian_mixture(0, 4), "m must be an integer"),
     (lambda: gen.gaussian_mixture(10, 0), "n must be an integer"),
     (lambda: gen.gaussian_mixture(10, 4, n_classes=1), "n_classes"),
@@ -680,3 +695,23 @@ def test_explore_table_pads_exactly():
     W, b = gen.lr_prefix_fits(X[:-500], y[:-500], orders, [6, 12, 24])
     expected = gen.test_errors(W, b, X[-500:], y[-500:]).mean(0)
     np.testing.assert_allclose(table[8, 2, 0.2]["lr"], expected.numpy(), atol=1e-12)
+
+
+def test_mixture_refuses_a_singular_covariance_instead_of_nan():
+    """ρ = 1 makes Σ singular: Mixture.solve divided by 1 − ρ = 0 and gave NaN; now it raises."""
+    with pytest.raises(ValueError, match="correlation must be < 1"):
+        gen.Mixture(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), torch.ones(2), 1)
+    with pytest.raises(TypeError, match="correlation must be a real number"):
+        gen.Mixture(torch.zeros(2, 2), torch.ones(2), "0.1")
+
+
+def test_numpy_scalars_and_arrays_are_accepted():
+    mix = gen.mixture(np.int64(6), n_classes=np.int32(3), correlation=np.float32(0.25), mean_scale=np.float64(2.0))
+    assert isinstance(mix.correlation, float) and mix.n_classes == 3
+    direct = gen.Mixture(mix.means.numpy(), mix.std.numpy(), np.float64(mix.correlation))
+    assert direct.means.dtype == torch.float64 and direct.bayes_error() == pytest.approx(mix.bayes_error())
+    X, y = mix.sample(60, seed=1)
+    nb = gen.GaussianNaiveBayes(var_smoothing=np.float32(1e-9)).fit(X.numpy(), y.numpy())
+    post = gen.gaussian_posterior(X.numpy(), nb.class_prior_.numpy(), nb.means_.numpy(), nb.var_.numpy())
+    torch.testing.assert_close(post, nb.predict_proba(X), rtol=1e-10, atol=1e-12)
+    assert gen.first_crossing(np.array([1, 2, 4]), np.array([0.5, 0.25, 0.1]), np.float32(0.25)) == pytest.approx(2.0)

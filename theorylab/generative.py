@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator
 
 from .kernels import prefix_class_stats
 from .seeding import make_generator, resolve_seed
+from .utils.validation import check_real, check_tensor
 
 DTYPE = torch.float64
 EPS = torch.finfo(DTYPE).eps
@@ -155,8 +156,13 @@ def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Te
     prior : [..., K]; var : [..., n] (pooled, prior-weighted, smoothed);
     W : [..., K, n] with ``W_ki = μ_ki / σ_i²``; b : [..., K] with ``b_k = log π_k − Σ_i μ_ki² / (2σ_i²)``.
     """
-    counts = counts.to(DTYPE)
-    means, variances = means.to(DTYPE), variances.to(DTYPE)
+    var_smoothing = check_real("var_smoothing", var_smoothing, low=0)
+    counts = check_tensor("counts", counts, dtype=DTYPE, nonnegative=True)
+    means = check_tensor("means", means, dtype=DTYPE)
+    variances = check_tensor("variances", variances, dtype=DTYPE, nonnegative=True)
+    if means.shape != variances.shape or means.ndim < 2 or means.shape[:-1] != counts.shape:
+        raise ValueError(f"means and variances must have shape [..., K, n] and counts [..., K], got "
+                         f"{list(means.shape)}, {list(variances.shape)} and {list(counts.shape)}")
     m = counts.sum(-1, keepdim=True)
     prior = counts / m
     var = (prior.unsqueeze(-1) * variances).sum(-2)                   # Σ_k π_k Var_k  [..., n]
@@ -170,10 +176,23 @@ def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Te
 @_single_threaded
 def gaussian_posterior(X, prior, means, var) -> torch.Tensor:
     """``p(y = k | x)`` [m, K] by Bayes' rule from the class densities ``N(μ_k, diag(var))`` — the long
-    way, without the softmax form (for checking it)."""
+    way, without the softmax form (for checking it). ``X`` [m, n], ``prior`` [K] (non-negative),
+    ``means`` [K, n], ``var`` [n] (positive); shapes must match exactly (no broadcasting)."""
     X = _features(X)
+    means = check_tensor("means", means, ndim=2, dtype=DTYPE)
+    K, n = means.shape
+    if n != X.shape[1]:
+        raise ValueError(f"means must have shape [K, {X.shape[1]}] (one row per class, n as in X), got "
+                         f"{list(means.shape)}")
+    prior = check_tensor("prior", prior, ndim=1, dtype=DTYPE, nonnegative=True)
+    if prior.shape != (K,):      # no silent broadcasting of a length-1 prior
+        raise ValueError(f"prior must have shape [{K}] (one entry per row of means), got {list(prior.shape)}")
+    var = check_tensor("var", var, ndim=1, dtype=DTYPE)
+    if var.shape != (n,) or not bool((var > 0).all()):
+        raise ValueError(f"var must have shape [{n}] with positive entries, got shape {list(var.shape)} and "
+                         f"minimum {var.min().item():.4g}")
     density = torch.distributions.Normal(means.unsqueeze(0), var.sqrt().unsqueeze(0).unsqueeze(0))
-    joint = density.log_prob(X.unsqueeze(1)).sum(-1) + torch.as_tensor(prior, dtype=DTYPE).log()
+    joint = density.log_prob(X.unsqueeze(1)).sum(-1) + prior.log()
     return _log_softmax(joint).exp()
 
 
@@ -233,8 +252,7 @@ class GaussianNaiveBayes(_LinearSoftmax):
 
     @_single_threaded
     def fit(self, X, y) -> GaussianNaiveBayes:
-        if not (isinstance(self.var_smoothing, int | float) and self.var_smoothing >= 0):
-            raise ValueError(f"var_smoothing must be a non-negative number, got {self.var_smoothing!r}")
+        check_real("var_smoothing", self.var_smoothing, low=0)
         X = _features(X)
         y, K = _labels(y, X.shape[0])
         order = torch.arange(X.shape[0], device=X.device).unsqueeze(0)
@@ -508,6 +526,20 @@ class Mixture:
     std: torch.Tensor
     correlation: float
 
+    def __post_init__(self):
+        means = check_tensor("means", self.means, ndim=2, dtype=DTYPE)
+        if means.shape[0] < 2:
+            raise ValueError(f"means must have shape [K, n] with K ≥ 2 classes, got {list(means.shape)}")
+        std = check_tensor("std", self.std, ndim=1, dtype=DTYPE)
+        if std.shape != (means.shape[1],) or not bool((std > 0).all()):
+            raise ValueError(f"std must have shape [{means.shape[1]}] (one per feature) with positive entries, "
+                             f"got shape {list(std.shape)} and minimum {std.min().item():.4g}")
+        # ρ = 1 makes Σ singular (every solve divides by 1 − ρ): refused, not NaN
+        correlation = check_real("correlation", self.correlation, low=0, high=1, high_open=True)
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "correlation", correlation)
+
     @property
     def n_classes(self) -> int:
         return self.means.shape[0]
@@ -687,8 +719,7 @@ def mixture(n: int, *, n_classes: int = 2, correlation: float = 0.0, mean_scale:
     """
     n = _count("n", n)
     n_classes = _count("n_classes", n_classes, 2)
-    if not isinstance(correlation, int | float) or not 0 <= correlation < 1:
-        raise ValueError(f"correlation must lie in [0, 1), got {correlation!r}")
+    correlation = check_real("correlation", correlation, low=0, high=1, high_open=True)
     mean_scale = _positive("mean_scale", mean_scale)
     levels = torch.tensor([-1.0] + [2.0 ** (k - 1) for k in range(1, n_classes)], dtype=DTYPE)
     means = mean_scale * levels[:, None] * torch.ones(n, dtype=DTYPE)
@@ -900,6 +931,7 @@ def first_crossing(m_grid, values, level: float) -> float:
     """The first ``m`` at which ``values`` (one per ``m`` in ``m_grid``, decreasing on the whole) falls to
     ``level`` or below, interpolated linearly in ``log m`` between the two grid points around it;
     ``nan`` if it never does, ``m_grid[0]`` if it starts below."""
+    level = check_real("level", level)
     m = np.asarray(torch.as_tensor(m_grid, dtype=DTYPE), dtype=float)
     v = np.asarray(torch.as_tensor(values, dtype=DTYPE), dtype=float)
     if m.ndim != 1 or v.shape != m.shape:
@@ -1184,11 +1216,9 @@ def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test:
     seed = resolve_seed(seed, "generative.samples_to_reach")
     if not callable(sampler):
         raise TypeError(f"sampler must be callable, got {sampler!r}")
-    if not isinstance(target_error, int | float) or not 0 < target_error < 1:
-        raise ValueError(f"target_error must lie in (0, 1), got {target_error!r}")
+    target_error = check_real("target_error", target_error, low=0, high=1, low_open=True, high_open=True)
     n_test, repeats = _count("n_test", n_test), _count("repeats", repeats)
-    if not isinstance(rtol, int | float) or not 0 <= rtol < 1:
-        raise ValueError(f"rtol must lie in [0, 1), got {rtol!r}")
+    rtol = check_real("rtol", rtol, low=0, high=1, high_open=True)
     X_test, y_test = sampler(n_test, seed=seed)
     X_test = _features(X_test, "X_test")
     y_test, K = _labels(y_test, X_test.shape[0], "y_test")
