@@ -181,3 +181,84 @@ def test_sampled_targets_use_the_thin_svd_of_a_low_rank_target():
     first = ((layer.forward_per_sample(x, ranks) - x @ A.T).pow(2).sum(1).mean() / A.pow(2).sum()).item()
     losses = lr.ordered_dropout_sgd(layer, A, steps=3, batch=4, lr=0.01, seed=0, progress=False)
     assert losses.shape == (3,) and losses[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_truncated_svd_and_principal_angles_refuse_bad_input():
+    import numpy as np
+    A, _, _ = lr.matrix_with_spectrum(5, 4, [3.0, 2.0, 1.0, 0.5], seed=0)
+    assert torch.linalg.matrix_rank(lr.truncated_svd(A, np.int64(2))) == 2
+    assert lr.truncated_svd(A, 0).abs().max() == 0
+    with pytest.raises(ValueError, match="k must be an integer in \\[0, 4\\], got -1"):
+        lr.truncated_svd(A, -1)
+    with pytest.raises(ValueError, match="k must be an integer in \\[0, 4\\], got 5"):
+        lr.truncated_svd(A, 5)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        lr.truncated_svd(A, 2.0)
+    e12 = torch.eye(4, dtype=torch.float64)[:, :2]
+    with pytest.raises(ValueError, match="P must have full column rank"):
+        lr.principal_angle_cosines(torch.zeros(4, 2, dtype=torch.float64), e12)
+    with pytest.raises(ValueError, match="Q must have full column rank"):
+        lr.principal_angle_cosines(e12, torch.ones(4, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same number of rows"):
+        lr.principal_angle_cosines(e12, torch.eye(3, dtype=torch.float64)[:, :2])
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: lr.OrderedLowRankLinear(4, 3, init_scale=float("inf")), ValueError,
+     "init_scale must be a finite"),
+    (lambda: lr.OrderedLowRankLinear(4, 3, init_scale=0.0), ValueError, "init_scale must be >"),
+    (lambda: lr.fit_ordered(torch.eye(3), steps=5, lr=float("nan")), ValueError, "lr must be a finite"),
+    (lambda: lr.fit_ordered(torch.eye(3), steps=5, lr=0.1, group_lasso=-1.0), ValueError,
+     "group_lasso must be ≥ 0"),
+    (lambda: lr.group_lasso_importances([2.0, 1.0], 4, float("inf")), ValueError, "weight must be a finite"),
+])
+def test_real_parameters_are_validated(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_numpy_sizes_are_accepted():
+    import numpy as np
+    layer = lr.OrderedLowRankLinear(np.int64(4), np.int32(3), rank=np.int64(2), init_scale=np.float64(0.5))
+    assert layer.rank == 2 and layer.product(np.int64(1)).shape == (3, 4)
+    assert lr.rank_distribution(np.int64(3)).shape == (3,)
+
+
+def test_rank_losses_and_eckart_young_excess():
+    s = torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    A, left, right = lr.matrix_with_spectrum(5, 4, s, seed=1)
+    layer = lr.OrderedLowRankLinear(4, 5, rank=3, seed=2)
+    expected = torch.stack([(A - layer.product(k)).pow(2).sum() for k in (1, 2, 3)])
+    torch.testing.assert_close(lr.rank_losses(layer, A), expected)
+    torch.testing.assert_close(lr.rank_losses(layer, A).mean(), lr.ordered_loss(layer, A).detach())
+    best = torch.tensor([4.0 + 1.0, 1.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(lr.eckart_young_excess(layer, A), (expected - best) / 21.0)
+    with pytest.raises(ValueError, match="A must have shape"):
+        lr.rank_losses(layer, A[:, :3])
+    # at the nested truncated SVD every excess is zero
+    with torch.no_grad():
+        layer.U.copy_(left * s.sqrt())
+        layer.V.copy_(right * s.sqrt())
+    assert lr.eckart_young_excess(layer, A).abs().max() < 1e-14
+
+
+def test_nested_error_bound_holds_and_is_attained():
+    # ‖W_k − A_k‖² ≤ (σ_k/δ_k) · excess_k for any W_k of rank ≤ k (the chapter's per-rank bound)
+    s = torch.tensor([3.0, 2.0, 1.5, 1.0], dtype=torch.float64)
+    A, left, right = lr.matrix_with_spectrum(6, 5, s, seed=4)
+    for start in range(20):
+        layer = lr.OrderedLowRankLinear(5, 6, rank=4, seed=start, init_scale=0.2 + 0.1 * start)
+        assert bool((lr.nested_errors(layer, A) <= lr.nested_error_bound(layer, A) * (1 + 1e-12)).all())
+    # equality: W_1 = σ_1 a_2 c_2ᵀ (the first component swapped for the second, at the first one's size)
+    layer = lr.OrderedLowRankLinear(5, 6, rank=1, seed=0)
+    with torch.no_grad():
+        layer.U.copy_(left[:, 1:2] * 3.0)
+        layer.V.copy_(right[:, 1:2])
+    torch.testing.assert_close(lr.nested_errors(layer, A), lr.nested_error_bound(layer, A))
+    # a tie σ_1 = σ_2 gives no bound (infinite, or huge through the rounding of the computed gap);
+    # σ_k = 0 gives ‖W_k − A_k‖² = excess_k
+    A_tie, _, _ = lr.matrix_with_spectrum(4, 4, [2.0, 2.0, 1.0], seed=5)
+    assert lr.nested_error_bound(lr.OrderedLowRankLinear(4, 4, rank=2, seed=1), A_tie)[0] > 1e5
+    A_low, _, _ = lr.matrix_with_spectrum(4, 4, [2.0], seed=6)
+    layer = lr.OrderedLowRankLinear(4, 4, rank=3, seed=1)
+    torch.testing.assert_close(lr.nested_error_bound(layer, A_low)[1:], lr.nested_errors(layer, A_low)[1:])

@@ -1,11 +1,11 @@
 """Ordered dropout on a factorised linear layer (chapter 6, Maestro).
 
 A layer ``W = U Vᵀ`` with ``U`` [out, r] and ``V`` [in, r] keeps, under *ordered dropout*, only its first
-``b`` components, ``W_b = U_{:, :b} V_{:, :b}ᵀ``, for a rank ``b`` drawn at random. With isotropic inputs
+``k`` components, ``W_k = U_{:, :k} V_{:, :k}ᵀ``, for a rank ``k`` drawn at random. With isotropic inputs
 the expected loss is an average of Eckart–Young problems, minimised by the nested truncated SVD.
 
-Inputs of covariance Σ enter the population loss as ``E‖(W_b − A) x‖² = ‖(W_b − A) Σ^{1/2}‖_F²``.
-:func:`fit_ordered` minimises that population loss averaged over ``b`` uniform on ``1..r`` (exactly, no
+Inputs of covariance Σ enter the population loss as ``E‖(W_k − A) x‖² = ‖(W_k − A) Σ^{1/2}‖_F²``.
+:func:`fit_ordered` minimises that population loss averaged over ``k`` uniform on ``1..r`` (exactly, no
 sampling); :func:`ordered_dropout_sgd` is its stochastic version, sampling inputs and one rank per
 sample through the per-sample-rank kernel.
 """
@@ -18,17 +18,15 @@ from .kernels import ordered_lowrank
 from .linalg import covariance_with_spectrum, matrix_with_spectrum, psd_sqrt, relative_error
 from .seeding import make_generator, resolve_seed
 from .training import train
+from .utils.validation import check_int, check_real, check_tensor
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> None:
-    too_big = high is not None and isinstance(value, int) and value > high
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or too_big:
-        bound = f"in [{low}, {high}]" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    return check_int(name, value, low=low, high=high)
 
 
 class OrderedLowRankLinear(torch.nn.Module):
-    """A linear map ``x ↦ U_{:, :b} V_{:, :b}ᵀ x (+ bias)`` whose components are ordered by rank.
+    """A linear map ``x ↦ U_{:, :k} V_{:, :k}ᵀ x (+ bias)`` whose components are ordered by rank.
 
     Parameters
     ----------
@@ -52,12 +50,11 @@ class OrderedLowRankLinear(torch.nn.Module):
                  seed: int | None = None, init_scale: float = 0.1, dtype: torch.dtype = torch.float64):
         seed = resolve_seed(seed, "lowrank.OrderedLowRankLinear")
         super().__init__()
-        _check_int("in_features", in_features, 1)
-        _check_int("out_features", out_features, 1)
+        in_features = _check_int("in_features", in_features, 1)
+        out_features = _check_int("out_features", out_features, 1)
         rank = min(in_features, out_features) if rank is None else rank
-        _check_int("rank", rank, 1, min(in_features, out_features))
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+        rank = _check_int("rank", rank, 1, min(in_features, out_features))
+        init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
         gen = make_generator(seed)
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
         self.U = torch.nn.Parameter(init_scale * torch.randn(out_features, rank, generator=gen, dtype=dtype))
@@ -67,8 +64,7 @@ class OrderedLowRankLinear(torch.nn.Module):
     def _check_rank(self, rank):
         if rank is None:
             return self.rank
-        _check_int("rank", rank, 1, self.rank)
-        return rank
+        return _check_int("rank", rank, 1, self.rank)
 
     def forward(self, x: torch.Tensor, rank: int | None = None) -> torch.Tensor:
         """``x`` [batch, in] → [batch, out] through the first ``rank`` components (all when None)."""
@@ -88,7 +84,7 @@ class OrderedLowRankLinear(torch.nn.Module):
         return y if self.bias is None else y + self.bias
 
     def product(self, rank: int | None = None) -> torch.Tensor:
-        """``W_b = U_{:, :b} V_{:, :b}ᵀ`` [out, in] (detached)."""
+        """``W_k = U_{:, :k} V_{:, :k}ᵀ`` [out, in] (detached)."""
         rank = self._check_rank(rank)
         return (self.U[:, :rank] @ self.V[:, :rank].T).detach()
 
@@ -107,9 +103,9 @@ class OrderedLowRankLinear(torch.nn.Module):
 
 
 def rank_distribution(rank: int, weights=None) -> torch.Tensor:
-    """The probabilities ``p_b`` [rank] of keeping ``b = 1..rank`` components: uniform when ``weights`` is
+    """The probabilities ``p_k`` [rank] of keeping ``k = 1..rank`` components: uniform when ``weights`` is
     None, else ``weights`` (positive, any scale) normalised to sum to 1."""
-    _check_int("rank", rank, 1)
+    rank = _check_int("rank", rank, 1)
     if weights is None:
         return torch.full((rank,), 1.0 / rank, dtype=torch.float64)
     w = torch.as_tensor(weights, dtype=torch.float64).flatten()
@@ -121,17 +117,17 @@ def rank_distribution(rank: int, weights=None) -> torch.Tensor:
 
 def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torch.Tensor | None = None,
                  ordered: bool = True, rank_weights=None) -> torch.Tensor:
-    """Population loss ``Σ_b p_b ‖(A − W_b) Σ^{1/2}‖_F²`` over ``b = 1..r`` (``ordered``; ``p_b`` uniform,
+    """Population loss ``Σ_k p_k ‖(A − W_k) Σ^{1/2}‖_F²`` over ``k = 1..r`` (``ordered``; ``p_k`` uniform,
     or :func:`rank_distribution` of ``rank_weights``), or the full-rank loss ``‖(A − W_r) Σ^{1/2}‖_F²``
     (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ`` ([in, in], identity when None). All
-    ranks at once: the residuals ``A − W_b`` are a cumulative sum."""
+    ranks at once: the residuals ``A − W_k`` are a cumulative sum."""
     U, V = layer.U, layer.V
     if cov_sqrt is not None:
         A, V = A @ cov_sqrt, cov_sqrt.T @ V
     if not ordered:
         return (A - U @ V.T).pow(2).sum()
     components = U.unsqueeze(1) * V.unsqueeze(0)                   # [out, in, r]: u_j v_jᵀ
-    residuals = A.unsqueeze(-1) - components.cumsum(dim=-1)        # [out, in, r]: A − W_b
+    residuals = A.unsqueeze(-1) - components.cumsum(dim=-1)        # [out, in, r]: A − W_k
     if rank_weights is None:
         return residuals.pow(2).sum(dim=(0, 1)).mean()
     p = rank_distribution(layer.rank, rank_weights).to(residuals.dtype)
@@ -153,7 +149,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     """Fit an :class:`OrderedLowRankLinear` to the linear map ``A`` [out, in] (float64, Adam with cosine
     decay) on the population loss for inputs of covariance ``cov`` (isotropic when None).
 
-    ``ordered=True`` averages the loss over ranks ``b = 1..r`` (ordered dropout, in expectation), with
+    ``ordered=True`` averages the loss over ranks ``k = 1..r`` (ordered dropout, in expectation), with
     probabilities ``rank_weights`` normalised (:func:`rank_distribution`; uniform when None);
     ``ordered=False`` is plain training of the full product. ``group_lasso`` > 0 adds that multiple of
     :func:`hierarchical_group_lasso`. A linear autoencoder (PCA) is ``fit_ordered(I, cov=Σ, rank=k)``.
@@ -162,11 +158,9 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     A = torch.as_tensor(A, dtype=torch.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D matrix [out, in], got shape {list(A.shape)}")
-    _check_int("steps", steps, 1)
-    if not (isinstance(lr, int | float) and lr > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not group_lasso >= 0:
-        raise ValueError(f"group_lasso must be non-negative, got {group_lasso!r}")
+    steps = _check_int("steps", steps, 1)
+    lr = check_real("lr", lr, low=0, low_open=True)
+    group_lasso = check_real("group_lasso", group_lasso, low=0)
     out_features, in_features = A.shape
     cov_sqrt = None
     if cov is not None:
@@ -195,7 +189,7 @@ def group_lasso_importances(singular_values, rank: int, weight: float, *,
     """Predicted importances ``s_i`` [k] of the components kept by ordered dropout with the hierarchical
     group lasso, for a target with the ``k`` non-zero ``singular_values`` (decreasing), a layer of
     ``rank`` r ≥ k components, isotropic inputs, ranks uniform on ``1..r`` and the objective
-    ``mean_b ‖W_b − A‖_F² / ‖A‖_F² + weight · Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` (:func:`fit_ordered`).
+    ``mean_k ‖W_k − A‖_F² / ‖A‖_F² + weight · Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` (:func:`fit_ordered`).
 
     At a minimiser aligned with the singular pairs, with balanced factors and the trailing ``r − k``
     components at zero, the stationarity condition in ``s_i`` reads
@@ -205,10 +199,9 @@ def group_lasso_importances(singular_values, rank: int, weight: float, *,
     if sig.numel() < 1 or not bool((sig > 0).all()) or not bool((sig[:-1] >= sig[1:]).all()):
         raise ValueError(f"singular_values must be positive and non-increasing, got {sig.tolist()}")
     k = sig.numel()
-    _check_int("rank", rank, k)
-    if not (isinstance(weight, int | float) and weight >= 0):
-        raise ValueError(f"weight must be a non-negative number, got {weight!r}")
-    _check_int("iterations", iterations, 1)
+    rank = _check_int("rank", rank, k)
+    weight = check_real("weight", weight, low=0)
+    iterations = _check_int("iterations", iterations, 1)
     scale = sig.pow(2).sum()
     counts = rank - torch.arange(k, dtype=torch.float64)               # r − i + 1 for i = 1..k
     s = sig.clone()
@@ -221,9 +214,58 @@ def group_lasso_importances(singular_values, rank: int, weight: float, *,
 
 
 def truncated_svd(A: torch.Tensor, k: int) -> torch.Tensor:
-    """Best rank-``k`` approximation ``A_k`` of ``A`` (Eckart–Young)."""
-    U, S, Vh = torch.linalg.svd(torch.as_tensor(A, dtype=torch.float64), full_matrices=False)
+    """Best rank-``k`` approximation ``A_k`` of ``A`` [out, in] (Eckart–Young), for ``k`` in
+    ``0..min(A.shape)`` (``k = 0`` gives the zero matrix)."""
+    A = check_tensor("A", A, ndim=2, dtype=torch.float64)
+    k = check_int("k", k, low=0, high=min(A.shape))
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     return (U[:, :k] * S[:k]) @ Vh[:k]
+
+
+def rank_losses(layer: OrderedLowRankLinear, A, *, cov_sqrt=None) -> torch.Tensor:
+    """The loss of each truncation, ``‖(A − W_k) Σ^{1/2}‖_F²`` for ``k = 1..r`` [r] (float64, detached):
+    the terms that :func:`ordered_loss` averages, so that any rank distribution ``p`` (even one with
+    zeros, which :func:`rank_distribution` refuses) gives the objective ``(p * rank_losses).sum()``."""
+    A = check_tensor("A", A, ndim=2, dtype=torch.float64)
+    if tuple(A.shape) != (layer.out_features, layer.in_features):
+        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
+                         f"got {list(A.shape)}")
+    U, V = layer.U.detach().double(), layer.V.detach().double()
+    if cov_sqrt is not None:
+        cov_sqrt = check_tensor("cov_sqrt", cov_sqrt, ndim=2, dtype=torch.float64)
+        A, V = A @ cov_sqrt, cov_sqrt.T @ V
+    residuals = A.unsqueeze(-1) - (U.unsqueeze(1) * V.unsqueeze(0)).cumsum(dim=-1)   # A − W_k
+    return residuals.pow(2).sum(dim=(0, 1))
+
+
+def eckart_young_excess(layer: OrderedLowRankLinear, A) -> torch.Tensor:
+    """``(‖W_k − A‖_F² − Σ_{i>k} σ_i²) / ‖A‖_F²`` for ``k = 1..r`` [r] (isotropic inputs): how far each
+    truncation of the layer is above the best rank-``k`` fit. Non-negative up to rounding
+    (Eckart–Young); the ordered-dropout objective's excess over its optimum is ``Σ_k p_k`` times these."""
+    A = check_tensor("A", A, ndim=2, dtype=torch.float64)
+    losses = rank_losses(layer, A)
+    s = torch.linalg.svdvals(A)
+    tails = s.pow(2).flip(0).cumsum(0).flip(0)                         # Σ_{i≥k} σ_i², k = 1..len(s)
+    best = torch.cat([tails[1:], tails.new_zeros(1)])[:layer.rank]     # Σ_{i>k} σ_i²
+    return (losses - best) / s.pow(2).sum()
+
+
+def nested_error_bound(layer: OrderedLowRankLinear, A) -> torch.Tensor:
+    """The bound ``‖W_k − A_k‖_F ≤ (σ_k / δ_k · excess_k)^{1/2}`` of chapter 6, relative to ``‖A‖_F``,
+    for ``k = 1..r`` [r]: ``δ_k = σ_k − σ_{k+1}`` (``σ_{k+1} = 0`` beyond ``min(A.shape)``) and ``excess_k``
+    the :func:`eckart_young_excess` (negative rounding clipped to 0). It holds for any ``W_k`` of rank
+    at most ``k``; ``inf`` where ``σ_k = σ_{k+1} > 0`` (a tie: no bound; through rounding of the computed
+    singular values, a huge number rather than ``inf``), and ``σ_k / δ_k`` is read as 1
+    where ``σ_k = 0`` (then ``A_k = A`` and ``‖W_k − A_k‖² = excess_k``)."""
+    A = check_tensor("A", A, ndim=2, dtype=torch.float64)
+    excess = eckart_young_excess(layer, A).clamp_min(0)
+    s = torch.linalg.svdvals(A)
+    s = torch.where(s > 1e-12 * s[0], s, torch.zeros_like(s))        # rounding of a rank-deficient A → 0
+    s_next = torch.cat([s, s.new_zeros(1)])[1:layer.rank + 1]
+    s_k = s[:layer.rank]
+    gap = s_k - s_next
+    factor = torch.where(s_k > 0, s_k / gap, torch.ones_like(s_k))   # σ/0 = inf for a tie
+    return (factor * excess).sqrt()
 
 
 def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
@@ -249,20 +291,33 @@ def column_alignment(vectors: torch.Tensor, reference: torch.Tensor) -> torch.Te
 
 
 def principal_angle_cosines(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
-    """Cosines of the principal angles between the column spans of ``P`` and ``Q`` ([dim, k] each), in
-    decreasing order; all 1 when the spans coincide."""
-    P, _ = torch.linalg.qr(P.detach().double())
-    Q, _ = torch.linalg.qr(Q.detach().double())
-    return torch.linalg.svdvals(P.T @ Q)
+    """Cosines of the principal angles between the column spans of ``P`` and ``Q`` ([dim, k] each, of
+    full column rank), in decreasing order; all 1 when the spans coincide. A rank-deficient ``P`` or
+    ``Q`` has no ``k``-dimensional span to compare: it is refused (``ValueError``)."""
+    P = check_tensor("P", P.detach() if isinstance(P, torch.Tensor) else P, ndim=2, dtype=torch.float64)
+    Q = check_tensor("Q", Q.detach() if isinstance(Q, torch.Tensor) else Q, ndim=2, dtype=torch.float64)
+    if P.shape[0] != Q.shape[0]:
+        raise ValueError(f"P and Q must have the same number of rows, "
+                         f"got {list(P.shape)} and {list(Q.shape)}")
+    bases = []
+    for name, M in (("P", P), ("Q", Q)):
+        basis, R = torch.linalg.qr(M)
+        diag = R.diagonal().abs()
+        tiny = 1e-10 * max(diag.max().item(), 1e-300) if diag.numel() else 0.0
+        if M.shape[1] > M.shape[0] or diag.numel() == 0 or diag.min() <= tiny:
+            raise ValueError(f"{name} must have full column rank (linearly independent columns), "
+                             f"got a {list(M.shape)} matrix of rank {int(torch.linalg.matrix_rank(M))}")
+        bases.append(basis)
+    return torch.linalg.svdvals(bases[0].T @ bases[1]).clamp(max=1.0)
 
 
 def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch.Tensor:
-    """Ranks ``b_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler.
+    """Ranks ``k_s`` uniform on ``1..rank`` for ``batch`` samples (int64) — ordered dropout's sampler.
 
     ``generator`` is a ``torch.Generator``, a seed, or ``None`` (the stream ``"lowrank.sample_ranks"``
     of ``THEORYLAB_SEED``)."""
-    _check_int("batch", batch, 1)
-    _check_int("rank", rank, 1)
+    batch = _check_int("batch", batch, 1)
+    rank = _check_int("rank", rank, 1)
     if not isinstance(generator, torch.Generator):
         generator = resolve_seed(generator, "lowrank.sample_ranks")
     gen = make_generator(generator, device=device or "cpu")
@@ -271,11 +326,12 @@ def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch
 
 def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: int, batch: int, lr: float,
                         seed: int | None = None, progress: bool = True) -> torch.Tensor:
-    """Train ``layer`` on samples: ``x ~ N(0, I)``, ``y = A x``, one rank ``b_s`` per sample, loss
-    ``mean_s ‖y_s − W_{b_s} x_s‖² / ‖A‖_F²``, through the per-sample-rank kernel. Returns the losses."""
+    """Train ``layer`` on samples: ``x ~ N(0, I)``, ``y = A x``, one rank ``k_s`` per sample, loss
+    ``mean_s ‖y_s − W_{k_s} x_s‖² / ‖A‖_F²``, through the per-sample-rank kernel. Returns the losses."""
     seed = resolve_seed(seed, "lowrank.ordered_dropout_sgd")
-    _check_int("steps", steps, 1)
-    _check_int("batch", batch, 1)
+    steps = _check_int("steps", steps, 1)
+    batch = _check_int("batch", batch, 1)
+    lr = check_real("lr", lr, low=0, low_open=True)
     device, dtype = layer.U.device, layer.U.dtype
     A = torch.as_tensor(A, dtype=dtype, device=device)
     if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
@@ -302,7 +358,8 @@ def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: 
 
 __all__ = ["OrderedLowRankLinear", "ordered_loss", "hierarchical_group_lasso", "fit_ordered",
            "group_lasso_importances", "rank_distribution",
-           "truncated_svd", "nested_errors", "column_alignment", "principal_angle_cosines",
+           "truncated_svd", "rank_losses", "eckart_young_excess", "nested_error_bound", "nested_errors",
+           "column_alignment", "principal_angle_cosines",
            "sample_ranks", "ordered_dropout_sgd",
            # re-exported from theorylab.linalg for the chapter
            "matrix_with_spectrum", "covariance_with_spectrum", "psd_sqrt", "relative_error"]
