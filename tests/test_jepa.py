@@ -142,3 +142,60 @@ def test_temporal_example_moments():
     # sampling s.e. of mean(x y) is about sqrt((S+N)^2 / n) < 0.005; 4 s.e. below 0.02
     torch.testing.assert_close(lam, (gamma * S).double(), atol=0.02, rtol=0)
     torch.testing.assert_close(rho, (gamma * S / (S + N)).double(), atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # half_time: extra entries of `final` (or too few) are an error, not silently ignored
+    (lambda: jepa.half_time([0.0, 1.0], [[0.0, 0.0], [1.0, 1.0]], final=[1.0, 1.0, 5.0]), ValueError,
+     "final"),
+    (lambda: jepa.half_time([0.0, 1.0, 2.0], [[0.0], [1.0]]), ValueError, "values must have shape"),
+    # ode_trajectory would integrate forever towards a NaN or infinite end time
+    (lambda: jepa.ode_trajectory("jepa", LAM, RHO, depth=2, eps=0.1, times=[0.0, math.nan]), ValueError,
+     "times"),
+    (lambda: jepa.ode_trajectory("jepa", LAM, RHO, depth=2, eps=0.1, times=[0.0, math.inf]), ValueError,
+     "times"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.1, steps=3, record_every=0),
+     ValueError, "record_every"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.1, steps=3, init_noise=math.inf),
+     ValueError, "init_noise"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.1, steps=3, init_noise=-0.1),
+     ValueError, "init_noise"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2.0, eps=0.1, lr=0.1, steps=3), TypeError,
+     "depth"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps="0.1", lr=0.1, steps=3), TypeError, "eps"),
+    (lambda: jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.1, lr=0.1, steps=2.5), TypeError,
+     "steps"),
+    (lambda: jepa.train_moments("jepa", torch.eye(2), torch.eye(3), depth=2, eps=0.1, lr=0.1, steps=3),
+     ValueError, "Cxx and Cxy"),
+    (lambda: jepa.train_samples("jepa", torch.ones(8, 2), torch.ones(8, 2), depth=2, eps=0.1, lr=0.1, steps=3,
+                                batch=9), ValueError, "batch"),
+])
+def test_validation_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_numpy_scalars_and_float32_data_are_accepted():
+    import numpy as np
+    run = jepa.train_population("jepa", LAM, RHO, depth=np.int64(2), eps=np.float32(0.05), lr=np.float32(0.2),
+                                steps=np.int64(10), record_every=np.int64(5), init_noise=np.float64(0.01),
+                                seed=0)
+    assert run.encoder.shape == (3, 2)
+    assert jepa.exact_half_time("jepa", LAM, RHO, depth=np.int64(2), eps=np.float32(0.01),
+                                fraction=np.float32(0.5)).shape == (2,)
+    x, y = jepa.sample_views(64, LAM, RHO, seed=0)
+    run32 = jepa.train_samples("mae", x.float(), y.float(), depth=2, eps=0.05, lr=0.02, steps=5, batch=16,
+                               seed=0)
+    run64 = jepa.train_samples("mae", x, y, depth=2, eps=0.05, lr=0.02, steps=5, batch=16, seed=0)
+    torch.testing.assert_close(run32.encoder, run64.encoder, rtol=1e-5,
+                               atol=1e-9)   # float32 data only rounds
+
+
+def test_train_moments_on_diagonal_moments_is_train_population():
+    moments = (torch.diag(LAM.double() / RHO.double()), torch.diag(LAM.double()))
+    a = jepa.train_moments("jepa", *moments, depth=2, eps=0.05, lr=0.2, steps=200, init_noise=0.01, seed=3,
+                           record_every=10)
+    b = jepa.train_population("jepa", LAM, RHO, depth=2, eps=0.05, lr=0.2, steps=200, init_noise=0.01, seed=3,
+                              record_every=10)
+    torch.testing.assert_close(a.encoder, b.encoder, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(a.final_encoder, b.final_encoder, rtol=1e-12, atol=1e-15)

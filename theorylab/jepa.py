@@ -24,6 +24,7 @@ import torch
 from scipy.integrate import quad, solve_ivp
 
 from .seeding import make_generator, resolve_seed
+from .utils.validation import check_int, check_real, check_tensor
 
 OBJECTIVES = ("jepa", "mae")
 
@@ -39,15 +40,11 @@ def _objective(objective: str) -> str:
 
 
 def _depth(depth) -> int:
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an integer ≥ 1, got {depth!r}")
-    return depth
+    return check_int("depth", depth, low=1)
 
 
 def _eps(eps) -> float:
-    if not isinstance(eps, int | float) or not 0 < eps < 1:
-        raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
-    return float(eps)
+    return check_real("eps", eps, low=0, high=1, low_open=True, high_open=True)
 
 
 def _features(lam, rho) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,9 +77,7 @@ def _half_u(objective, rho, depth, fraction=0.5):
 
 
 def _fraction(fraction) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
-    return float(fraction)
+    return check_real("fraction", fraction, low=0, high=1, low_open=True, high_open=True)
 
 
 def critical_time(objective: str, lam, rho, *, depth: int, eps: float) -> torch.Tensor:
@@ -137,6 +132,7 @@ def sample_half_time_ratio(objective: str, x: torch.Tensor, y: torch.Tensor, *, 
     covariance of the four products. Returns ``(ratio, se)``.
     """
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    x, y = check_tensor("x", x, dtype=torch.float64), check_tensor("y", y, dtype=torch.float64)
     if x.ndim != 2 or x.shape != y.shape or x.shape[1] < 2 or len(x) < 2:
         raise ValueError(f"x and y must be [n, d] of one shape with n ≥ 2 and d ≥ 2, got {list(x.shape)} "
                          f"and {list(y.shape)}")
@@ -178,9 +174,10 @@ def ode_trajectory(objective: str, lam, rho, *, depth: int, eps: float, times) -
     """
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     lam, rho = _features(lam, rho)
-    times = np.asarray(torch.as_tensor(times, dtype=torch.float64))
-    if times.ndim != 1 or len(times) < 1 or times[0] < 0 or np.any(np.diff(times) <= 0):
-        raise ValueError("times must be a non-empty, increasing 1-D sequence of non-negative times")
+    times = check_tensor("times", times, ndim=1, dtype=torch.float64).numpy()   # finite: no NaN or inf
+    if times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise ValueError(f"times must be an increasing sequence of non-negative times, got "
+                         f"{np.round(times[:5], 6).tolist()}{' …' if len(times) > 5 else ''}")
     lam_np, rho_np = lam.numpy(), rho.numpy()
     solution = solve_ivp(lambda t, u: _velocity(objective, u, lam_np, rho_np, depth), (0.0, times[-1]),
                          np.full(len(lam_np), eps ** (1 / depth)), method="DOP853", t_eval=times,
@@ -197,14 +194,20 @@ def half_time(times, values, final=None, *, fraction: float = 0.5) -> torch.Tens
     replaces one half. Returns [n] (``nan`` where a trajectory never gets there).
     """
     fraction = _fraction(fraction)
-    times = torch.as_tensor(times, dtype=torch.float64)
-    values = torch.as_tensor(values, dtype=torch.float64)
+    times = check_tensor("times", times, ndim=1, dtype=torch.float64)
+    values = check_tensor("values", values, dtype=torch.float64, finite=False)
     if values.ndim == 1:
         values = values[:, None]
-    if times.ndim != 1 or values.shape[0] != len(times):
+    if values.ndim != 2 or values.shape[0] != len(times):
         raise ValueError(f"values must have shape [len(times), n], got {list(values.shape)} for "
                          f"{len(times)} times")
-    final = values[-1] if final is None else torch.as_tensor(final, dtype=torch.float64).reshape(-1)
+    if final is None:
+        final = values[-1]
+    else:
+        final = check_tensor("final", final, dtype=torch.float64).reshape(-1)
+        if len(final) != values.shape[1]:
+            raise ValueError(f"final must hold one value per trajectory ({values.shape[1]}), "
+                             f"got {len(final)}")
     target = fraction * final
     out = torch.full((values.shape[1],), math.nan, dtype=torch.float64)
     for i in range(values.shape[1]):
@@ -249,6 +252,7 @@ def _loss(objective, layers, predictor, Cxx, Cxy):
 
 
 def _init(d, depth, eps, init_noise, seed):
+    init_noise = check_real("init_noise", init_noise, low=0)
     gen = make_generator(seed)
     scale = eps ** (1 / depth)
     eye = torch.eye(d, dtype=torch.float64)
@@ -274,10 +278,9 @@ def _encoder_diag(layers):
 
 
 def _run(objective, layers, predictor, moments, *, lr, steps, record_every):
-    if not (isinstance(lr, int | float) and lr > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    lr = check_real("lr", lr, low=0, low_open=True)
+    steps = check_int("steps", steps, low=1)
+    record_every = check_int("record_every", record_every, low=1)
     params = [*layers, predictor]
     times, values = [0.0], [_encoder_diag(layers)]
     for step in range(1, steps + 1):
@@ -307,6 +310,23 @@ def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: fl
                 record_every=record_every)
 
 
+def train_moments(objective: str, Cxx, Cxy, *, depth: int, eps: float, lr: float, steps: int,
+                  seed: int | None = None, init_noise: float = 0.0, record_every: int = 1) -> Run:
+    """Gradient descent on the loss of given second moments ``Cxx = E[x xᵀ]`` and ``Cxy = E[x yᵀ]``
+    (``d×d``, e.g. a data set's full-batch moments, off-diagonal entries included), from the same start
+    as :func:`train_population`. ``encoder`` records the diagonal of ``W̄`` in the given basis."""
+    seed = resolve_seed(seed, "jepa.train_moments")
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    Cxx = check_tensor("Cxx", Cxx, ndim=2, dtype=torch.float64)
+    Cxy = check_tensor("Cxy", Cxy, ndim=2, dtype=torch.float64)
+    if Cxx.shape[0] != Cxx.shape[1] or Cxx.shape != Cxy.shape:
+        raise ValueError(f"Cxx and Cxy must be square matrices of one shape, got {list(Cxx.shape)} and "
+                         f"{list(Cxy.shape)}")
+    layers, predictor = _init(Cxx.shape[0], depth, eps, init_noise, seed)
+    return _run(objective, layers, predictor, lambda step: (Cxx, Cxy), lr=lr, steps=steps,
+                record_every=record_every)
+
+
 def sample_views(n_samples: int, lam, rho, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two views of a latent signal: ``x_i = s_i + n_i``, ``y_i = s_i + n'_i`` with ``s_i ~ N(0, λ_i)`` and
     independent noises of variance ``λ_i (1/ρ_i − 1)``, so ``E[x_i y_i] = λ_i`` and ``λ_i / E[x_i²] = ρ_i``
@@ -315,8 +335,7 @@ def sample_views(n_samples: int, lam, rho, *, seed: int | None = None) -> tuple[
     lam, rho = _features(lam, rho)
     if not bool((rho <= 1).all()):
         raise ValueError(f"rho must lie in (0, 1] for two noisy views of one signal, got {rho.tolist()}")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    n_samples = check_int("n_samples", n_samples, low=1)
     gen = make_generator(seed)
     noise_sd = (lam * (1 / rho - 1)).sqrt()
     signal = torch.randn(n_samples, len(lam), generator=gen, dtype=torch.float64) * lam.sqrt()
@@ -331,10 +350,11 @@ def train_samples(objective: str, x: torch.Tensor, y: torch.Tensor, *, depth: in
     replacement), same start and recording as :func:`train_population`."""
     seed = resolve_seed(seed, "jepa.train_samples")
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
-    if x.ndim != 2 or x.shape != y.shape:
+    x = check_tensor("x", x, ndim=2, dtype=torch.float64)       # float32 data: the model is float64
+    y = check_tensor("y", y, ndim=2, dtype=torch.float64)
+    if x.shape != y.shape:
         raise ValueError(f"x and y must be [n, d] of one shape, got {list(x.shape)} and {list(y.shape)}")
-    if not isinstance(batch, int) or not 1 <= batch <= len(x):
-        raise ValueError(f"batch must be an integer in [1, {len(x)}], got {batch!r}")
+    batch = check_int("batch", batch, low=1, high=len(x))
     gen = make_generator(seed + 1)
     layers, predictor = _init(x.shape[1], depth, eps, 0.0, seed)
 
