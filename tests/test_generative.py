@@ -182,10 +182,13 @@ def test_bad_parameters_and_unfitted_use():
      r"var must have shape \[2\]"),
     (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 3), torch.ones(3)),
      r"means must have shape \[K, 2\]"),
-    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 2), torch.tensor([1.0, -1.0])),
+    (lambda: gen.gaussian_posterior(X_OK, torch.tensor([0.5, 0.5]), torch.zeros(2, 2), torch.tensor([1.0,
+                                                                                                     -1.0])),
      "positive entries"),
-    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(3, 3), 1e-9), "means and variances"),
-    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(2, 3), -1.0), "var_smoothing must be ≥ 0"),
+    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(3, 3), 1e-9),
+     "means and variances"),
+    (lambda: gen.nb_parameters(torch.ones(2), torch.zeros(2, 3), torch.ones(2, 3), -1.0),
+     "var_smoothing must be ≥ 0"),
     (lambda: gen.first_crossing([1, 2], [0.3, 0.1], float("nan")), "level must be a finite number"),
     (lambda: gen.gaussian_mixture(0, 4), "m must be an integer"),
     (lambda: gen.gaussian_mixture(10, 0), "n must be an integer"),
@@ -706,7 +709,8 @@ def test_mixture_refuses_a_singular_covariance_instead_of_nan():
 
 
 def test_numpy_scalars_and_arrays_are_accepted():
-    mix = gen.mixture(np.int64(6), n_classes=np.int32(3), correlation=np.float32(0.25), mean_scale=np.float64(2.0))
+    mix = gen.mixture(np.int64(6), n_classes=np.int32(3), correlation=np.float32(0.25),
+                      mean_scale=np.float64(2.0))
     assert isinstance(mix.correlation, float) and mix.n_classes == 3
     direct = gen.Mixture(mix.means.numpy(), mix.std.numpy(), np.float64(mix.correlation))
     assert direct.means.dtype == torch.float64 and direct.bayes_error() == pytest.approx(mix.bayes_error())
@@ -714,4 +718,5 @@ def test_numpy_scalars_and_arrays_are_accepted():
     nb = gen.GaussianNaiveBayes(var_smoothing=np.float32(1e-9)).fit(X.numpy(), y.numpy())
     post = gen.gaussian_posterior(X.numpy(), nb.class_prior_.numpy(), nb.means_.numpy(), nb.var_.numpy())
     torch.testing.assert_close(post, nb.predict_proba(X), rtol=1e-10, atol=1e-12)
-    assert gen.first_crossing(np.array([1, 2, 4]), np.array([0.5, 0.25, 0.1]), np.float32(0.25)) == pytest.approx(2.0)
+    assert gen.first_crossing(np.array([1, 2, 4]), np.array([0.5, 0.25, 0.1]),
+                              np.float32(0.25)) == pytest.approx(2.0)

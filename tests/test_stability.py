@@ -92,8 +92,10 @@ def test_float32_data_and_numpy_scalars_are_accepted():
                                                                  rel=1e-12)
         hu = st.gauss_newton_matvec(model, X32, u.float())
         assert hu.dtype == torch.float32
-        torch.testing.assert_close(hu.double(), st.gauss_newton_matvec(model, X32.double(), u), rtol=1e-6, atol=1e-6)
-        assert st.mean_square_radius(model, X32, lr=np.float64(0.01), batch_size=np.int64(2)) == pytest.approx(
+        torch.testing.assert_close(hu.double(), st.gauss_newton_matvec(model, X32.double(), u),
+                                   rtol=1e-6, atol=1e-6)
+        assert st.mean_square_radius(model, X32, lr=np.float64(0.01),
+                                     batch_size=np.int64(2)) == pytest.approx(
             st.mean_square_radius(model, X32.double(), lr=0.01, batch_size=2), rel=1e-12)
         assert st.training_loss(model, X32, y32) == pytest.approx(st.training_loss(model, X32.double(),
                                                                                    y32.double()), rel=1e-12)

@@ -532,7 +532,8 @@ class Mixture:
             raise ValueError(f"means must have shape [K, n] with K ≥ 2 classes, got {list(means.shape)}")
         std = check_tensor("std", self.std, ndim=1, dtype=DTYPE)
         if std.shape != (means.shape[1],) or not bool((std > 0).all()):
-            raise ValueError(f"std must have shape [{means.shape[1]}] (one per feature) with positive entries, "
+            raise ValueError(f"std must have shape [{means.shape[1]}] (one per feature) with positive "
+                             "entries, "
                              f"got shape {list(std.shape)} and minimum {std.min().item():.4g}")
         # ρ = 1 makes Σ singular (every solve divides by 1 − ρ): refused, not NaN
         correlation = check_real("correlation", self.correlation, low=0, high=1, high_open=True)

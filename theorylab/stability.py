@@ -696,7 +696,8 @@ def _range_coordinates(model, X, rank_tol):
     float64) with ``(1/n) Gᵀ G = diag(lam)``, and ``lam`` [r] the nonzero eigenvalues of ``H``."""
     rank_tol = _check_positive("rank_tol", rank_tol)
     if rank_tol >= 1:
-        raise ValueError(f"rank_tol must be below 1 (a fraction of the largest singular value), got {rank_tol!r}")
+        raise ValueError("rank_tol must be below 1 (a fraction of the largest singular value), "
+                         f"got {rank_tol!r}")
     J = model.jacobian(X).detach().cpu().double().numpy()
     with _one_thread():
         U, sv, _ = np.linalg.svd(J, full_matrices=False)   # numpy: far faster than torch's at this size
