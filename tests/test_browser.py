@@ -10,11 +10,14 @@ what it opens), drives Debian's headless Chromium through Playwright, and for ea
    would, and asserts that the panel's figure was redrawn (a different image) without an error,
    recording how long the redraw took as seen in the page;
 4. checks what a learner sees: no raw MyST syntax (``:::{``, ``{eq}``, ``{prf:``, ``{cite``) in any
-   rendered Markdown cell (jupyterlab-myst renders it), at least one rendered equation, and the Explore
-   panel's controls inside the cell's width, each at least ``MIN_CONTROL_PX`` wide;
+   rendered Markdown cell (jupyterlab-myst renders it), at least one rendered equation, the code the
+   book hides shown collapsed (exactly the cells ``theorylab.jupyter_contents`` collapses by their
+   tags), and the Explore panel's controls inside the cell's width, each at least ``MIN_CONTROL_PX``
+   wide;
 5. saves a screenshot as ``_build/browser/NN-*.png`` and the measurements as ``NN-*.json``.
 
-The same learner's-view checks run on one student notebook from ``theorylab assignments release``.
+The same learner's-view checks run on one student notebook from ``theorylab assignments release``
+(where the solution cells, the stubs to fill in, are not collapsed).
 
 Chromium is a system package (``make test`` installs it with apt-get when missing); without it the
 test fails and says how to install it.
@@ -34,6 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jupytext
+import nbformat
 import pytest
 
 from theorylab import chapters
@@ -185,13 +190,24 @@ LEARNER_VIEW = """() => {
       controls.push({width: Math.round(box.width), inside: box.right <= limit});
     }
   }
-  return {cells, markdown: rendered.length, raw: raw.slice(0, 10), math, controls};
+  const collapsed = widget.content.widgets.filter(w => w.model.type === 'code' && w.inputHidden).length;
+  return {cells, markdown: rendered.length, raw: raw.slice(0, 10), math, controls, collapsed};
 }"""
 
 
-def check_learner_view(page, where: str, *, panel: bool) -> dict:
+def collapsed_as_in_the_book(nb) -> int:
+    """How many code cells of ``nb`` JupyterLab must show collapsed (theorylab.jupyter_contents)."""
+    from theorylab.jupyter_contents import collapse_as_the_book_does
+
+    nb = collapse_as_the_book_does(nb)
+    return sum(c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden", False)
+               for c in nb.cells)
+
+
+def check_learner_view(page, where: str, *, panel: bool, collapsed: int) -> dict:
     """Scroll through the notebook (cells render as they come into view), then assert what a learner
-    sees; returns the measurements."""
+    sees (``collapsed``: how many code cells show collapsed, as the book hides them); returns the
+    measurements."""
     page.evaluate("""async () => {
       const scroller = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
                     || document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
@@ -200,10 +216,14 @@ def check_learner_view(page, where: str, *, panel: bool) -> dict:
         scroller.scrollTop = y; await new Promise(r => setTimeout(r, 40));
       }
     }""")
-    view = wait_for(page, LEARNER_VIEW, lambda v: bool(v) and v["cells"] and v["markdown"] == v["cells"], 60,
-                    f"every Markdown cell of {where} to render")
+    # jupyterlab-myst typesets a cell's math after rendering its text: wait for both (slower under load).
+    view = wait_for(page, LEARNER_VIEW,
+                    lambda v: bool(v) and v["cells"] and v["markdown"] == v["cells"] and v["math"] > 0, 90,
+                    f"every Markdown cell of {where} to render, with its equations")
     assert not view["raw"], f"{where}: MyST shown raw to a learner: {view['raw']}"
     assert view["math"] > 0, f"{where}: no rendered equation"
+    assert view["collapsed"] == collapsed > 0, \
+        f"{where}: {view['collapsed']} code cells collapsed, where the book hides {collapsed}"
     if panel:
         assert view["controls"], f"{where}: no Explore controls found"
         narrow = [c for c in view["controls"] if c["width"] < MIN_CONTROL_PX or not c["inside"]]
@@ -264,8 +284,10 @@ def test_chapter_runs_and_its_panel_responds(lab, browser, chapter):
         assert after["errors"] == 0, f"{chapter}: the panel's redraw printed an error"
         assert after["value"] != before["value"], f"{chapter}: the slider did not move"
         assert after["image"] != before["image"]
-        view = check_learner_view(page, chapter, panel=True)
-        result.update(markdown_cells=view["markdown"], equations=view["math"], controls=view["controls"])
+        view = check_learner_view(page, chapter, panel=True,
+                                  collapsed=collapsed_as_in_the_book(jupytext.read(ROOT / "book" / chapter)))
+        result.update(markdown_cells=view["markdown"], equations=view["math"], controls=view["controls"],
+                      collapsed=view["collapsed"])
     finally:
         (OUT / f"{Path(chapter).stem}.json").write_text(json.dumps(result, indent=2))
         page.close()
@@ -283,7 +305,8 @@ def test_a_student_notebook_reads_as_the_book_does(lab, browser):
     try:
         page.goto(f"{url}/lab/workspaces/test-student/tree/{name}?reset&token={token}")
         wait_for(page, NOTEBOOK_STATE, lambda s: bool(s) and s["path"] == name, 120, f"{name} to open")
-        view = check_learner_view(page, name, panel=False)
+        released = nbformat.read(root / name, as_version=4)
+        view = check_learner_view(page, name, panel=False, collapsed=collapsed_as_in_the_book(released))
         page.screenshot(path=OUT / "student-notebook.png")
         (OUT / "student-notebook.json").write_text(json.dumps(view, indent=2))
     finally:

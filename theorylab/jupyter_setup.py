@@ -5,7 +5,9 @@
 Run by ``make`` after installing (and by Binder's ``postBuild``). It writes, under ``sys.prefix``:
 
 * ``etc/jupyter/jupyter_server_config.json``: ``allow_root``, since some machines (CI, containers) run
-  everything as root and Jupyter servers refuse to start as root otherwise;
+  everything as root and Jupyter servers refuse to start as root otherwise; the contents manager
+  :class:`theorylab.jupyter_contents.BookContentsManager` (Jupytext's, opening a chapter with what the
+  book hides collapsed);
 * ``etc/jupyter/labconfig/default_setting_overrides.json``: JupyterLab opens ``.md`` files with the
   Jupytext Notebook viewer, so the chapters open as notebooks; no news pop-up;
 * ``etc/jupyter/labconfig/page_config.json`` and the server config: nbgrader's JupyterLab and server
@@ -29,6 +31,7 @@ KERNEL_DISPLAY_NAME = "Python 3 (theorylab)"
 NBGRADER_SERVER_EXTENSIONS = ("formgrader", "validate_assignment", "assignment_list", "course_list")
 SERVER_CONFIG = {"ServerApp": {
     "allow_root": True,
+    "contents_manager_class": "theorylab.jupyter_contents.BookContentsManager",
     "jpserver_extensions": {f"nbgrader.server_extensions.{name}": False
                             for name in NBGRADER_SERVER_EXTENSIONS}}}
 PAGE_CONFIG = {"disabledExtensions": {"@jupyter/nbgrader": True}}
