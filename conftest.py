@@ -8,8 +8,9 @@
   and the kernels' sources and the run's knobs; the book's content build (tests/test_book.py) uses it
   through the ``executed_chapter`` fixture instead of executing the chapter again, waiting for nbval's
   run of that chapter if it is under way and executing the chapter itself if none is saved. The run
-  also records the answers each exercise check collected (``chapter_answers``): the grader's tests
-  check the book's solutions on them (tests/test_grading_instructor.py).
+  also records the answers each exercise check collected (``chapter_answers``: the grader's tests
+  check the book's solutions on them, tests/test_grading_instructor.py) and the claims it made
+  (``chapter_claims``: tests/test_chapter_claims.py).
 * Under pytest-xdist (``make test`` runs two workers on two cores), keeps each worker and every kernel
   it starts to one torch/BLAS thread (two processes with two threads each on two cores made torch ten
   times slower); ``--dist loadfile`` keeps a notebook's cells, and a module's tests with their
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +51,7 @@ EXECUTIONS = ROOT / "_build" / "test-executions"
 #: Environment variables that change what a chapter computes or shows.
 EXECUTION_KNOBS = ("THEORYLAB_SEED", "THEORYLAB_SCALE", "THEORYLAB_DEVICE", "THEORYLAB_PROGRESS")
 ANSWERS_LOG = "THEORYLAB_ANSWERS_LOG"     # = theorylab.answers.LOG_VARIABLE (test_shared_executions)
+CLAIMS_LOG = "THEORYLAB_CLAIMS_FILE"      # theorylab.claims appends each claim's record to it
 
 
 def execution_key(chapter: Path) -> str:
@@ -85,25 +88,38 @@ def saved_answers(chapter: Path) -> Path:
     return saved_execution(chapter).with_suffix(".answers.jsonl")
 
 
-def answers_log(chapter: Path) -> Path:
-    """Where a run of ``chapter`` under way appends its answers (fresh: any earlier file is removed)."""
+def saved_claims(chapter: Path) -> Path:
+    """The claims the saved execution made (one JSON record per line, ``THEORYLAB_CLAIMS_FILE``)."""
+    return saved_execution(chapter).with_suffix(".claims.jsonl")
+
+
+#: What a run of a chapter records besides its notebook: environment variable -> (name, saved file).
+RUN_LOGS = {ANSWERS_LOG: ("answers", saved_answers), CLAIMS_LOG: ("claims", saved_claims)}
+
+
+def run_logs(chapter: Path) -> dict[str, Path]:
+    """Fresh (empty) files for a run of ``chapter`` under way to append to, by environment variable."""
     EXECUTIONS.mkdir(parents=True, exist_ok=True)
-    path = EXECUTIONS / f"{Path(chapter).stem}.answers.partial"
-    path.unlink(missing_ok=True)
-    path.touch()
-    return path
+    logs = {}
+    for variable, (name, _) in RUN_LOGS.items():
+        path = EXECUTIONS / f"{Path(chapter).stem}.{name}.partial"
+        path.unlink(missing_ok=True)
+        path.touch()
+        logs[variable] = path
+    return logs
 
 
-def save_execution(nb, chapter: Path, log: Path) -> None:
-    """Save an executed notebook of ``chapter`` and the answers ``log`` its run wrote."""
+def save_execution(nb, chapter: Path, logs: dict[str, Path]) -> None:
+    """Save an executed notebook of ``chapter`` and the logs its run wrote (see ``run_logs``)."""
     path = saved_execution(chapter)
-    for pattern in ("*.ipynb", "*.answers.jsonl"):
+    for pattern in ("*.ipynb", "*.answers.jsonl", "*.claims.jsonl"):
         for old in EXECUTIONS.glob(f"{chapter.stem}-{pattern}"):
             old.unlink()
     nb.metadata.pop("jupytext", None)       # mystmd warns about jupytext's keys in an .ipynb
     partial = path.with_suffix(".partial")
     nbformat.write(nb, str(partial))
-    Path(log).replace(saved_answers(chapter))
+    for variable, log in logs.items():
+        Path(log).replace(RUN_LOGS[variable][1](chapter))
     partial.replace(path)
 
 
@@ -155,8 +171,9 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
         self._lock.__enter__()
         # Chapters run as a reader runs them: the torch path on a CPU, not the Triton interpreter. The
         # kernel records the answers of the chapter's exercise checks (the grader's tests reuse them).
-        self._answers_log = answers_log(self.path)
-        with _without("TRITON_INTERPRET"), _setting(ANSWERS_LOG, str(self._answers_log)):
+        self._logs = run_logs(self.path)
+        with _without("TRITON_INTERPRET"), _setting(ANSWERS_LOG, str(self._logs[ANSWERS_LOG])), \
+                _setting(CLAIMS_LOG, str(self._logs[CLAIMS_LOG])):
             super().setup()
 
     def teardown(self):
@@ -172,7 +189,7 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
                         if output.get("output_type") == "execute_result":
                             output["execution_count"] = count
                     item.cell.execution_count = count
-                save_execution(self.nb, self.path, self._answers_log)
+                save_execution(self.nb, self.path, self._logs)
         finally:
             if getattr(self, "_lock", None) is not None:
                 self._lock.__exit__(None, None, None)
@@ -192,12 +209,13 @@ def executed_chapter():
 
                 from theorylab.reproduce import execute_chapter
 
-                log = answers_log(chapter)
+                logs = run_logs(chapter)
                 with tempfile.TemporaryDirectory() as out, _without("TRITON_INTERPRET"), \
-                        _setting(ANSWERS_LOG, str(log)):
-                    run = execute_chapter(chapter, Path(out), timeout=900)
+                        _setting(ANSWERS_LOG, str(logs[ANSWERS_LOG])):
+                    run = execute_chapter(chapter, Path(out), timeout=900)   # records its own claims
                     assert not run.errors, f"{chapter.name}: {run.errors}"
-                    save_execution(nbformat.read(run.notebook, as_version=4), chapter, log)
+                    logs[CLAIMS_LOG].write_text("".join(json.dumps(c) + "\n" for c in run.claims))
+                    save_execution(nbformat.read(run.notebook, as_version=4), chapter, logs)
             return path
     return get
 
@@ -214,6 +232,17 @@ def chapter_answers(executed_chapter):
     return get
 
 
+@pytest.fixture(scope="session")
+def chapter_claims(executed_chapter):
+    """``chapter_claims(path)``: the records of the claims the shared execution of the chapter made,
+    in order (``theorylab.claims``' ``THEORYLAB_CLAIMS_FILE`` format)."""
+    def get(chapter: Path) -> list[dict]:
+        executed_chapter(chapter)
+        with open(saved_claims(Path(chapter)), encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    return get
+
+
 def pytest_collect_file(file_path, parent):
     option = parent.config.option
     if (option.nbval or option.nbval_lax) and is_myst_notebook(file_path):
@@ -224,7 +253,7 @@ def pytest_collect_file(file_path, parent):
 #: Run first: the longest group (every chapter in a browser), so that it does not finish last alone.
 FIRST_MODULES = ("test_browser.py",)
 #: Run last: consumers of the chapters' shared executions, once nbval has saved them.
-LAST_MODULES = ("test_grading_instructor.py", "test_book.py")
+LAST_MODULES = ("test_grading_instructor.py", "test_chapter_claims.py", "test_book.py")
 
 
 def _order(item) -> int:

@@ -3,6 +3,7 @@ and the other consumers read it through the ``executed_chapter`` fixture (root c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,8 @@ print("hello", {value})
 ```{{code-cell}} ipython3
 from theorylab.answers import collect
 answers = collect(value={value}, twice=[{value}, 2 * {value}])
+from theorylab.claims import check
+check("tiny.value", {value}, {value}, kind="identity", atol=1e-12, statement="the value is itself")
 ```
 """
 
@@ -65,9 +68,11 @@ def test_nbval_saves_a_run_in_which_every_cell_passed_and_nothing_else(tmp_path)
     assert saved.exists() and outputs(saved)[0]["text"] == "hello 1\n"
     recorded = read_log(conftest.saved_answers(good))       # the answers the run collected, in order
     assert len(recorded) == 1 and recorded[0]["value"] == 1 and recorded[0]["twice"].tolist() == [1, 2]
+    claims = [json.loads(line) for line in conftest.saved_claims(good).read_text().splitlines()]
+    assert [(c["id"], c["passed"]) for c in claims] == [("tiny.value", True)]
     assert not conftest.saved_execution(bad).exists()
-    saved.unlink()
-    conftest.saved_answers(good).unlink()
+    for path in (saved, conftest.saved_answers(good), conftest.saved_claims(good)):
+        path.unlink()
 
 
 def test_a_consumer_reuses_a_saved_run_and_executes_when_none_is_saved(tmp_path, executed_chapter):
@@ -77,14 +82,15 @@ def test_a_consumer_reuses_a_saved_run_and_executes_when_none_is_saved(tmp_path,
     first = executed_chapter(chapter)                       # nothing saved: executes it
     assert outputs(first)[0]["text"] == "hello 2\n"
     assert read_log(conftest.saved_answers(chapter))[0]["value"] == 2
+    assert "tiny.value" in conftest.saved_claims(chapter).read_text()   # recorded by the fallback too
     stamp = first.stat().st_mtime_ns
     assert executed_chapter(chapter) == first and first.stat().st_mtime_ns == stamp   # reused
     write_chapter(folder, "96-tiny.md", 3)                  # another source, another key
     second = executed_chapter(chapter)
     assert second != first and not first.exists() and outputs(second)[0]["text"] == "hello 3\n"
     assert read_log(conftest.saved_answers(chapter))[0]["value"] == 3
-    second.unlink()
-    conftest.saved_answers(chapter).unlink()
+    for path in (second, conftest.saved_answers(chapter), conftest.saved_claims(chapter)):
+        path.unlink()
 
 
 def test_the_answers_log_variable_is_the_one_theorylab_reads():
