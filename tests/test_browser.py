@@ -190,23 +190,25 @@ LEARNER_VIEW = """() => {
       controls.push({width: Math.round(box.width), inside: box.right <= limit});
     }
   }
-  const collapsed = widget.content.widgets.filter(w => w.model.type === 'code' && w.inputHidden).length;
+  const collapsed = widget.content.widgets.map((w, i) => (w.model.type === 'code' && w.inputHidden) ? i : -1)
+                                          .filter(i => i >= 0);
   return {cells, markdown: rendered.length, raw: raw.slice(0, 10), math, controls, collapsed};
 }"""
 
 
-def collapsed_as_in_the_book(nb) -> int:
-    """How many code cells of ``nb`` JupyterLab must show collapsed (theorylab.jupyter_contents)."""
+def collapsed_as_in_the_book(nb) -> list[int]:
+    """The positions of the cells of ``nb`` whose code JupyterLab must show collapsed
+    (theorylab.jupyter_contents)."""
     from theorylab.jupyter_contents import collapse_as_the_book_does
 
     nb = collapse_as_the_book_does(nb)
-    return sum(c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden", False)
-               for c in nb.cells)
+    return [i for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.metadata.get("jupyter", {}).get("source_hidden", False)]
 
 
-def check_learner_view(page, where: str, *, panel: bool, collapsed: int) -> dict:
+def check_learner_view(page, where: str, *, panel: bool, collapsed: list[int]) -> dict:
     """Scroll through the notebook (cells render as they come into view), then assert what a learner
-    sees (``collapsed``: how many code cells show collapsed, as the book hides them); returns the
+    sees (``collapsed``: the cells whose code shows collapsed, as the book hides them); returns the
     measurements."""
     page.evaluate("""async () => {
       const scroller = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
@@ -222,8 +224,8 @@ def check_learner_view(page, where: str, *, panel: bool, collapsed: int) -> dict
                     f"every Markdown cell of {where} to render, with its equations")
     assert not view["raw"], f"{where}: MyST shown raw to a learner: {view['raw']}"
     assert view["math"] > 0, f"{where}: no rendered equation"
-    assert view["collapsed"] == collapsed > 0, \
-        f"{where}: {view['collapsed']} code cells collapsed, where the book hides {collapsed}"
+    assert collapsed and view["collapsed"] == collapsed, (
+        f"{where}: cells {view['collapsed']} shown collapsed, where the book hides {collapsed}")
     if panel:
         assert view["controls"], f"{where}: no Explore controls found"
         narrow = [c for c in view["controls"] if c["width"] < MIN_CONTROL_PX or not c["inside"]]

@@ -71,6 +71,10 @@ def test_predictors_and_layer_validate():
         icl.random_covariance(3, condition=float("nan"))
     with pytest.raises(ValueError, match="prediction and target"):
         icl.mc_risk(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(TypeError, match="X must be a torch.Tensor"):
+        icl.gradient_at_zero(X.numpy(), y)
+    with pytest.raises(ValueError, match=r"X must be a tensor of shape \[batch, n, d\]"):
+        icl.gradient_at_zero(X[0], y)
 
 
 def test_sample_prompts_shapes_and_reproducibility():
@@ -104,6 +108,8 @@ def test_relu_response_moments():
     (dict(batch=0), "batch must"),
     (dict(cov=torch.eye(4)), r"cov must have shape \[3, 3\]"),
     (dict(cov=torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])), "cov must be symmetric"),
+    (dict(cov=torch.full((3, 3), float("nan"))), "cov must be finite"),
+    (dict(weight_cov=torch.eye(3) * float("inf")), "weight_cov must be finite"),
     (dict(cov=-torch.eye(3)), "cov must be positive definite"),
     (dict(weight_cov=torch.zeros(3, 3)), "weight_cov must be positive definite"),
     (dict(response="cubic"), "response must be one of"),

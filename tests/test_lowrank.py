@@ -201,6 +201,14 @@ def test_truncated_svd_and_principal_angles_refuse_bad_input():
         lr.principal_angle_cosines(e12, torch.ones(4, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="same number of rows"):
         lr.principal_angle_cosines(e12, torch.eye(3, dtype=torch.float64)[:, :2])
+    nearly = torch.tensor([[1.0, 1.0], [0.0, 1e-12], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    assert torch.linalg.matrix_rank(nearly) == 2            # another tolerance: the message must not say "rank 2"
+    with pytest.raises(ValueError, match=r"P must have full column rank .*\[5, 2\] matrix whose QR diagonal "
+                                         r"has min/max \|R_ii\| = 1\.0e-12") as info:
+        lr.principal_angle_cosines(nearly, torch.eye(5, dtype=torch.float64)[:, :2])
+    assert "rank 2" not in str(info.value)
+    with pytest.raises(ValueError, match="more columns than rows"):
+        lr.principal_angle_cosines(torch.eye(2, 3, dtype=torch.float64), torch.eye(2, 3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -77,6 +77,8 @@ def _cholesky(name: str, cov, d: int, dtype, device) -> torch.Tensor | None:
     cov = torch.as_tensor(cov, dtype=dtype, device=device)
     if cov.shape != (d, d):
         raise ValueError(f"{name} must have shape [{d}, {d}], got {list(cov.shape)}")
+    if not torch.isfinite(cov).all():
+        raise ValueError(f"{name} must be finite, got a matrix with NaN or infinite entries")
     if not torch.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
         raise ValueError(f"{name} must be symmetric")
     chol, info = torch.linalg.cholesky_ex(cov)
@@ -171,9 +173,10 @@ def _check_prompt(X, y, x_query):
 
 def gradient_at_zero(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``g = (1/n) Σ_i y_i x_i`` [batch, d]: minus the gradient of ½·mean (wᵀx_i − y_i)² at w = 0."""
-    if not isinstance(X, torch.Tensor) or X.ndim != 3:
-        shape = list(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
-        raise ValueError(f"X must be a tensor of shape [batch, n, d], got {shape}")
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"X must be a torch.Tensor of shape [batch, n, d], got {type(X).__name__}")
+    if X.ndim != 3:
+        raise ValueError(f"X must be a tensor of shape [batch, n, d], got {list(X.shape)}")
     _check_prompt(X, y, X[:, 0])
     return torch.einsum("bn,bnd->bd", y, X) / X.shape[1]
 

@@ -304,9 +304,14 @@ def principal_angle_cosines(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
         basis, R = torch.linalg.qr(M)
         diag = R.diagonal().abs()
         tiny = 1e-10 * max(diag.max().item(), 1e-300) if diag.numel() else 0.0
-        if M.shape[1] > M.shape[0] or diag.numel() == 0 or diag.min() <= tiny:
+        if M.shape[1] > M.shape[0]:
             raise ValueError(f"{name} must have full column rank (linearly independent columns), "
-                             f"got a {list(M.shape)} matrix of rank {int(torch.linalg.matrix_rank(M))}")
+                             f"got a {list(M.shape)} matrix with more columns than rows")
+        if diag.numel() == 0 or diag.min() <= tiny:
+            ratio = (diag.min() / diag.max()).item() if diag.numel() and diag.max() > 0 else 0.0
+            raise ValueError(f"{name} must have full column rank (linearly independent columns), "
+                             f"got a {list(M.shape)} matrix whose QR diagonal has min/max |R_ii| = "
+                             f"{ratio:.1e} <= 1e-10 (columns nearly dependent)")
         bases.append(basis)
     return torch.linalg.svdvals(bases[0].T @ bases[1]).clamp(max=1.0)
 

@@ -209,7 +209,8 @@ def tilted_classifier(X, y, normal, theta) -> tuple[np.ndarray, float]:
     normal : array [d]
         Direction to tilt towards; must not be parallel to ``ẑ``.
     theta : float
-        Tilting angle in radians, in [0, π].
+        Tilting angle in radians, in [0, π/2) (at π/2 and beyond ``w_θ`` no longer points from the
+        negative towards the positive centroid).
 
     Returns
     -------
@@ -218,8 +219,8 @@ def tilted_classifier(X, y, normal, theta) -> tuple[np.ndarray, float]:
     z = nearest_centroid_normal(X, y)
     normal = _normal(normal, z.shape[0], name="normal")
     theta = _scalar("theta", theta)
-    if not 0 <= theta <= math.pi:
-        raise ValueError(f"theta must lie in [0, π] (radians), got {theta!r}")
+    if not 0 <= theta < math.pi / 2:
+        raise ValueError(f"theta must lie in [0, π/2) (radians), got theta={theta!r}")
     off = normal - (normal @ z) * z
     if np.linalg.norm(off) <= 1e-8 * np.linalg.norm(normal):
         raise ValueError("normal must not be parallel to the nearest-centroid normal ẑ: nothing to tilt to")
@@ -394,17 +395,17 @@ def critical_C(X, y) -> float:
 
     For ``svm_path`` (scikit-learn's ``SVC(kernel="linear", class_weight="balanced")``, i.e. the loss
     ``mean_bal hinge(y s) + λ‖w‖²`` with ``C = 1/(2nλ)``) every point is a margin violator when
-    ``C ≤ C₀ = 4 / (n (max_{y=+1} u − min_{y=−1} u))``, ``u = (j − i)·x``; the normal is then
-    ``w = C n (j − i)/2``. ``C₀`` is finite and positive because ``max_{y=+1} u − min_{y=−1} u ≥
-    mean_{y=+1} u − mean_{y=−1} u = ‖j − i‖² > 0``. Below ``C₀`` the intercept is not unique; at ``C₀``
+    ``C ≤ C₀ = 4 / (n (max_{y=+1} a − min_{y=−1} a))``, ``a_k = (j − i)·x_k``; the normal is then
+    ``w = C n (j − i)/2``. ``C₀`` is finite and positive because ``max_{y=+1} a − min_{y=−1} a ≥
+    mean_{y=+1} a − mean_{y=−1} a = ‖j − i‖² > 0``. Below ``C₀`` the intercept is not unique; at ``C₀``
     it is. Above ``C₀`` the extreme points' dual variables leave their bound and the normal generically
     tilts away from ``ẑ``.
     """
     X, y = _data(X, y)
     nearest_centroid_normal(X, y)          # raises if the centroids coincide
     i, j = class_centroids(X, y)
-    u = X @ (j - i)
-    return float(4.0 / (len(y) * (u[y > 0].max() - u[y < 0].min())))
+    a = X @ (j - i)
+    return float(4.0 / (len(y) * (a[y > 0].max() - a[y < 0].min())))
 
 
 def nc_angle_rounding_bound(X, y) -> float:
@@ -412,20 +413,21 @@ def nc_angle_rounding_bound(X, y) -> float:
     exactly parallel to ``j − i`` in real arithmetic but computed as a weighted sum of the data, as
     libsvm's ``w = Σ_k α_k y_k x_k`` is at ``C ≤ C₀`` (``α_k = C n/(2 n_class)``).
 
-    With unit roundoff ``u = 2⁻⁵³``, a sum of ``n`` products errs componentwise by at most
-    ``(n + 2) u Σ_k |α_k x_k|`` (the standard bound for any summation order, plus the rounding of the
-    products and of ``α_k``), i.e. by ``(n + 2) u · 2 mean_bal|x| / ‖j − i‖`` relative to ``‖w‖``; the
-    centroid difference ``j − i`` computed from class means errs by as much relative to its norm; and
-    evaluating the angle of two unit vectors adds at most ``(d + 8) u``. The bound is the sum:
+    With the float64 unit roundoff ``eps_64 = 2⁻⁵³``, a sum of ``n`` products errs componentwise by at
+    most ``(n + 2) eps_64 Σ_k |α_k x_k|`` (the standard bound for any summation order, plus the rounding
+    of the products and of ``α_k``), i.e. by ``(n + 2) eps_64 · 2 mean_bal|x| / ‖j − i‖`` relative to
+    ``‖w‖``; the centroid difference ``j − i`` computed from class means errs by as much relative to its
+    norm; and evaluating the angle of two unit vectors adds at most ``(d + 8) eps_64``. The bound is the
+    sum:
 
-        (n + 2) u · 4 ‖mean_bal |x|‖ / ‖j − i‖ + (d + 8) u.
+        (n + 2) eps_64 · 4 ‖mean_bal |x|‖ / ‖j − i‖ + (d + 8) eps_64.
     """
     X, y = _data(X, y)
     n, d = X.shape
     i, j = class_centroids(X, y)
-    u = 2.0 ** -53
+    eps_64 = 2.0 ** -53
     mean_abs = 0.5 * (np.abs(X[y < 0]).mean(axis=0) + np.abs(X[y > 0]).mean(axis=0))
-    return float((n + 2) * u * 4 * np.linalg.norm(mean_abs) / np.linalg.norm(j - i) + (d + 8) * u)
+    return float((n + 2) * eps_64 * 4 * np.linalg.norm(mean_abs) / np.linalg.norm(j - i) + (d + 8) * eps_64)
 
 
 def svm_path(X, y, Cs, *, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
@@ -525,17 +527,18 @@ def float32_error_bound(X, labels, W, b, positive=1, negative=-1) -> np.ndarray:
     """A worst-case bound [m] on the error of ``d_adv`` when the scores are computed and summed in
     float32 (as :func:`classifier_statistics` does by default).
 
-    With unit roundoff ``u = 2⁻²⁴``, rounding the inputs and a ``d``-term dot product perturb a score by
-    at most ``(d + 4) u (|w|·|x| + |b|)``, and summing ``n`` scores adds at most ``n u Σ|s|``
-    (the standard bounds for recursive summation). Averaged over a class and divided by ``‖w‖``:
+    With the float32 unit roundoff ``eps_32 = 2⁻²⁴``, rounding the inputs and a ``d``-term dot product
+    perturb a score by at most ``(d + 4) eps_32 (|w|·|x| + |b|)``, and summing ``n`` scores adds at most
+    ``n eps_32 Σ|s|`` (the standard bounds for recursive summation). Averaged over a class and divided
+    by ``‖w‖``:
 
-        bound = u ((d + 4) max_c mean_c(|w|·|x| + |b|) + n max_c mean_c |s|) / ‖w‖,
+        bound = eps_32 ((d + 4) max_c mean_c(|w|·|x| + |b|) + n max_c mean_c |s|) / ‖w‖,
 
     with the means over each of the classifier's two classes ``c``.
     """
     X, labels, W, b, pos, neg, norms = _classifiers(X, labels, W, b, positive, negative)
     n, d = X.shape
-    u = 2.0 ** -24
+    eps_32 = 2.0 ** -24
     magnitude = np.abs(X) @ np.abs(W).T + np.abs(b)          # [n, m]
     scores = np.abs(X @ W.T + b)                               # [n, m]
     bound = np.zeros(W.shape[0])
@@ -544,7 +547,7 @@ def float32_error_bound(X, labels, W, b, positive=1, negative=-1) -> np.ndarray:
         count = member.sum(axis=0)
         mean_magnitude = (magnitude * member).sum(axis=0) / count
         mean_score = (scores * member).sum(axis=0) / count
-        bound = np.maximum(bound, u * ((d + 4) * mean_magnitude + n * mean_score) / norms)
+        bound = np.maximum(bound, eps_32 * ((d + 4) * mean_magnitude + n * mean_score) / norms)
     return bound
 
 
