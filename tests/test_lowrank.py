@@ -202,7 +202,8 @@ def test_truncated_svd_and_principal_angles_refuse_bad_input():
     with pytest.raises(ValueError, match="same number of rows"):
         lr.principal_angle_cosines(e12, torch.eye(3, dtype=torch.float64)[:, :2])
     nearly = torch.tensor([[1.0, 1.0], [0.0, 1e-12], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    assert torch.linalg.matrix_rank(nearly) == 2            # another tolerance: the message must not say "rank 2"
+    # matrix_rank uses another tolerance: the message must not say "rank 2"
+    assert torch.linalg.matrix_rank(nearly) == 2
     with pytest.raises(ValueError, match=r"P must have full column rank .*\[5, 2\] matrix whose QR diagonal "
                                          r"has min/max \|R_ii\| = 1\.0e-12") as info:
         lr.principal_angle_cosines(nearly, torch.eye(5, dtype=torch.float64)[:, :2])
