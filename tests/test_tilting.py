@@ -487,3 +487,10 @@ def test_float32_consistency_passes_for_the_kernel_and_sees_a_shifted_intercept(
     out = tl.float32_consistency(X, labels, W, b, pos, neg, device="cpu")
     assert out["identity_ratio"] <= 1 and out["sums_ratio"] <= 1 and out["count_mismatch"] == 0
     assert out["stats"].theta.shape == (5,)
+
+
+def test_replicate_pixels_refuses_an_output_too_large_to_make():
+    X = np.zeros((2, 64))
+    with pytest.raises(ValueError, match=r"k=4611686018427387904 would make 2 images"):
+        tl.replicate_pixels(X, 2**62)          # used to crash the interpreter inside numpy's repeat
+    assert tl.replicate_pixels(X, 3).shape == (2, 64 * 9)

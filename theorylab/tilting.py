@@ -296,6 +296,10 @@ def fgsm_threshold(w, b, X) -> np.ndarray:
     return np.abs(X @ w + _scalar("b", b)) / np.abs(w).sum()
 
 
+#: The largest output :func:`replicate_pixels` makes (2³¹ values, 16 GiB in float64).
+MAX_REPLICATED_VALUES = 2**31
+
+
 def replicate_pixels(X, k: int, shape: tuple[int, int] = (8, 8)) -> np.ndarray:
     """Images [n, h·w] (rows of ``X``, ``shape = (h, w)``) with every pixel replaced by a k×k block:
     [n, hk·wk]."""
@@ -304,6 +308,10 @@ def replicate_pixels(X, k: int, shape: tuple[int, int] = (8, 8)) -> np.ndarray:
     h, w = shape
     if X.shape[1] != h * w:
         raise ValueError(f"X must have shape [n, {h * w}] for images of shape {shape}, got {list(X.shape)}")
+    values = X.shape[0] * h * w * k * k          # Python ints: no overflow (numpy's repeat would crash)
+    if values > MAX_REPLICATED_VALUES:
+        raise ValueError(f"k={k} would make {X.shape[0]} images of {h * k}×{w * k} pixels "
+                         f"({values:.3g} values), more than {MAX_REPLICATED_VALUES:.3g}")
     images = X.reshape(-1, h, w).repeat(k, axis=1).repeat(k, axis=2)
     return images.reshape(X.shape[0], h * k * w * k)
 
