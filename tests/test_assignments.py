@@ -123,7 +123,7 @@ def test_mini_grades(mini, tmp_path):
     full = assignments.grade(out / "instructor" / "01-mini.ipynb", book=book, chapter="01")
     assert (full.total, full.max_total) == (5, 5)
     zero = assignments.grade(out / "student" / "01-mini.ipynb", book=book, chapter="01")
-    assert zero.total == 0 and zero.cells_run == zero.cells_total
+    assert zero.total == 0 and zero.cells_run == zero.cells_total and zero.cell_errors == []
     assert all(q.points == 0 for q in zero.questions)
 
 
@@ -136,6 +136,8 @@ def test_errors_timeouts_and_untouched_files(mini, tmp_path):
     before = path.read_bytes()
     report = assignments.grade(path, book=book, chapter="01")
     assert report.total == 5 and path.read_bytes() == before  # an error in a student cell is not fatal
+    assert report.cell_errors == ["code cell 2 raised RuntimeError"]       # ... but it is reported
+    assert "error: code cell 2 raised RuntimeError" in assignments.format_report(report)
 
     slow = copy.deepcopy(nb)
     solution_cells(slow)[1].source = "import time\ntime.sleep(30)\nanswer = 20\n"
@@ -371,6 +373,31 @@ def test_a_badly_split_check_is_refused_and_a_one_piece_check_is_flagged(tmp_pat
     assignments.release(assignments.find_chapters(book), out)
     report = assignments.grade(out / "instructor" / "01-bad.ipynb", book=book, chapter="01")
     assert report.total == report.max_total and any("one-piece" in n for n in report.notes)
+
+
+def test_a_chapter_whose_student_version_would_break_is_not_released(tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    # a cell outside the exercises uses an answer: in the student's notebook it would meet the stub
+    (book / "01-uses.md").write_text(MINI.replace('print("the end")', 'print("the end", add(1, 1))'))
+    with pytest.raises(AssignmentError, match=r"uses add, the answer to ex-add.*fail on the stub"):
+        assignments.release(assignments.find_chapters(book), tmp_path / "out")
+    # a check that reads none of its exercise's answers cannot fail on a stub
+    (book / "01-uses.md").write_text(MINI.replace("collect(answer=answer)", "collect(answer=base * 2)"))
+    with pytest.raises(AssignmentError, match="a check of ex-double does not use any name its solution"):
+        assignments.release(assignments.find_chapters(book), tmp_path / "out")
+    # a name the chapter defines again before using it is not the student's answer any more
+    (book / "01-uses.md").write_text(MINI.replace('print("the end")', 'answer = 3\nprint("the end", answer)'))
+    assignments.release(assignments.find_chapters(book), tmp_path / "out")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_untouched_student_version_scores_zero_and_runs_to_the_end(chapter):
+    """Statically, for every chapter (the grader's end-to-end run of one student notebook is in
+    test_grading_students): the stubs break no cell outside the exercises, and every check reads the
+    student's answer, so a stub (which raises or is None) fails it."""
+    nb, _ = assignments.read_chapter(BOOK / f"{chapter}.md")
+    assert assignments.student_version_problems(nb) == []
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

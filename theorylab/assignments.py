@@ -209,6 +209,83 @@ def _exercise_of_solution(cell, cells, position) -> str:
     return ""
 
 
+def _parse_cell(source: str) -> ast.Module:
+    """A code cell's syntax tree; IPython's ``%magic`` and ``!shell`` lines are left out."""
+    kept = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    return ast.parse("\n".join(kept))
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    """Names a cell binds at top level (functions, classes, assignments, imports, loop targets)."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        else:
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign | ast.For)
+                       else [])
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def _used_names(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def student_version_problems(nb) -> list[str]:
+    """What would go wrong in the student version of chapter notebook ``nb`` (empty when nothing).
+
+    The student version replaces every solution cell by a stub (:func:`stub_source`: functions raise
+    ``NotImplementedError``, answers are ``None``), so an untouched student notebook runs to the end
+    and scores 0 exactly when
+
+    * no cell outside the exercises uses a name whose latest definition is a solution cell's answer
+      (that cell would fail in the student's notebook), and
+    * the part of every check that runs in the student's kernel uses at least one name its
+      exercise's solution defines (a check that reads none of the student's answers cannot fail on a
+      stub, or pass on a right answer).
+
+    Imports in a solution cell are kept by the stub and do not count as answers.
+    """
+    problems, answered, by_exercise = [], {}, {}
+    cells = nb.cells
+    for position, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        kind = cell_kind(cell)
+        tree = _parse_cell(cell.source)
+        if kind == SOLUTION:
+            label = _exercise_of_solution(cell, cells, position)
+            names = _defined_names(ast.Module(body=[n for n in tree.body if not isinstance(
+                n, ast.Import | ast.ImportFrom)], type_ignores=[]))
+            by_exercise.setdefault(label, set()).update(names)
+            answered.update(dict.fromkeys(names, label))
+            continue
+        if kind in (TEST, HIDDEN):
+            label = _tag_value(cell, "exercise") or ""
+            source = CHECK_LINE.split(cell.source, maxsplit=1)[0]
+            if not _used_names(_parse_cell(source)) & by_exercise.get(label, set()):
+                problems.append(f"a check of {label} does not use any name its solution defines "
+                                f"({', '.join(sorted(by_exercise.get(label, set()))) or 'none'}): it "
+                                "cannot tell a stub from an answer")
+            continue
+        used = {}
+        for statement in tree.body:         # in order: a name bound again before its use is not an answer
+            used.update({name: answered[name] for name in _used_names(statement) if name in answered})
+            for name in _defined_names(ast.Module(body=[statement], type_ignores=[])):
+                answered.pop(name, None)
+        if used:
+            start = " ".join(cell.source.split())[:60]
+            problems.append(f"the cell starting {start!r} uses {', '.join(sorted(used))}, the answer to "
+                            f"{', '.join(sorted(set(used.values())))}: in the student's notebook it would "
+                            "fail on the stub")
+    return problems
+
+
 def _to_notebook(nb, chapter: str, *, student: bool):
     out = copy.deepcopy(nb)
     cells = []
@@ -273,6 +350,9 @@ def release(chapter_paths: list[Path], out: Path, *, due: str | None = None) -> 
         nb, exercises = read_chapter(path)
         if not exercises:
             continue
+        problems = student_version_problems(nb)
+        if problems:
+            raise AssignmentError(f"{path.name}: the student version would not work: " + "; ".join(problems))
         for version in ("student", "instructor"):
             folder = out / version
             folder.mkdir(parents=True, exist_ok=True)
@@ -355,6 +435,9 @@ class Report:
     cells_run: int = 0
     cells_total: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Cells outside the checks that raised, as "code cell N raised NameError" (N counts the
+    #: submission's code cells from 1).
+    cell_errors: list[str] = field(default_factory=list)
     chapter_sha256: str = ""
     grader_version: str = ""
 
@@ -501,6 +584,7 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
     run_cells = [copy.deepcopy(c) for c in nb.cells if c.get("cell_type") == "code"]
     for cell in run_cells:
         cell["outputs"], cell["execution_count"] = [], None
+    submitted = {id(cell): number for number, cell in enumerate(run_cells, start=1)}
     questions, checks, used = [], [], set()
     for exercise in exercises:
         question = QuestionResult(exercise.label, exercise.points)
@@ -567,6 +651,11 @@ def grade(submission: Path, *, chapter: str, book: Path = Path("book"), timeout:
                 except (OSError, ValueError) as exc:
                     collected[check.answers_file] = exc
     report.notes.extend(reaped)
+    check_cells = {id(check.cell) for check in checks}
+    for cell in run_nb.cells:
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors and id(cell) not in check_cells and id(cell) in submitted:
+            report.cell_errors.append(f"code cell {submitted[id(cell)]} raised {_error_name(errors[0])}")
     report.seconds = time.perf_counter() - start
     report.cells_total = len(run_nb.cells)
     report.cells_run = len(completed)
@@ -628,6 +717,7 @@ def format_report(report: Report) -> str:
             + ("" if t.passed else f" ({t.reason})") for t in q.tests)
         lines.append(f"  {q.exercise:<28} {q.points:>3} / {q.max_points:<3} {detail}")
     lines.append(f"  ran {report.cells_run} of {report.cells_total} code cells in {report.seconds:.1f} s")
+    lines.extend(f"  error: {error}" for error in report.cell_errors)
     lines.extend(f"  note: {note}" for note in report.notes)
     lines.append(f"  total {report.total} / {report.max_total}")
     return "\n".join(lines)
