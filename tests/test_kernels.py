@@ -220,15 +220,26 @@ def test_interpreter_detection_agrees_with_triton(tmp_path):
     or false gives the same answer in both (it used to re-parse TRITON_INTERPRET its own way)."""
     import subprocess
     import sys
-    code = ("from theorylab.kernels import interpreter_on, dispatch\n"
+    # One fresh process re-imports, per spelling, the detection and a kernel module of its own, and
+    # asks Triton how that kernel was built.
+    code = ("import importlib, os\n"
             "from triton.runtime.interpreter import InterpretedFunction\n"
-            "print(interpreter_on(), isinstance(dispatch._probe, InterpretedFunction))")
-    for value in ("1", "true", "on", "0", "no", "off", "FALSE", "2"):
-        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        env["TRITON_INTERPRET"] = value
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                             cwd=tmp_path, check=True).stdout.split()
-        assert out[0] == out[1], (value, out)
+            "from theorylab.kernels import dispatch, feature_dynamics\n"
+            "for value in ('1', 'true', 'on', '0', 'no', 'off', 'FALSE', '2'):\n"
+            "    os.environ['TRITON_INTERPRET'] = value\n"
+            "    importlib.reload(dispatch)\n"
+            "    importlib.reload(feature_dynamics)\n"
+            "    built = isinstance(feature_dynamics._rate, InterpretedFunction)\n"
+            "    print(value, dispatch.interpreter_on(), built)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, check=True).stdout.splitlines()
+    assert len(out) == 8, out
+    for line in out:
+        value, ours, triton_says = line.split()
+        assert ours == triton_says, line
+    assert {line.split()[0]: line.split()[2] for line in out}["on"] == "True"    # both answers occur
+    assert {line.split()[0]: line.split()[2] for line in out}["off"] == "False"
 
 
 def test_prefix_class_stats_beyond_the_largest_class_count_runs_the_reference():
