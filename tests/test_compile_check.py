@@ -39,7 +39,7 @@ def test_the_table_covers_every_kernel_of_every_module_on_both_architectures(rep
     for name in compile_check.KERNEL_MODULES:
         module = importlib.import_module(f"theorylab.kernels.{name}")
         kernels |= {attr for attr in vars(module) if attr.startswith("_") and attr.endswith("_kernel")}
-    assert len(kernels) == 7
+    assert len(kernels) >= len(compile_check.KERNEL_MODULES)      # every module has at least one kernel
     assert seen == {(kernel, arch) for kernel in kernels for arch in compile_check.ARCHS}
     for cells in rows:
         assert int(cells[3]) <= 255 and int(cells[4]) == 0, cells

@@ -4,11 +4,14 @@ tests on CUDA, the benchmark and every chapter at full scale, within its budget,
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
-from theorylab import gpu_check
+from theorylab import chapters, gpu_check
+
+N_CHAPTERS = len(chapters.find_chapters(Path(__file__).resolve().parents[1] / "book"))
 
 
 def test_without_a_gpu_it_says_so_and_exits_zero(tmp_path, capsys, monkeypatch):
@@ -41,12 +44,12 @@ def test_with_a_gpu_every_stage_runs_compiled_not_interpreted(tmp_path, fake_gpu
     assert commands[0] == "-m pytest -q tests/test_kernels.py"
     assert fake_gpu[0][1]["THEORYLAB_KERNEL_DEVICE"] == "cuda"
     assert commands[1] == "-m theorylab.kernels.bench"
-    chapters = [c for c in fake_gpu if "theorylab.reproduce" in c[0]]
-    assert len(chapters) == 6 and all(c[1]["THEORYLAB_SCALE"] == "full" for c in chapters)
+    chapter_runs = [c for c in fake_gpu if "theorylab.reproduce" in c[0]]
+    assert len(chapter_runs) == N_CHAPTERS and all(c[1]["THEORYLAB_SCALE"] == "full" for c in chapter_runs)
     assert all("TRITON_INTERPRET" not in c[1] for c in fake_gpu)
     assert all(0 < c[2] <= 480 for c in fake_gpu)
     report = (tmp_path / "gpu-check-report.md").read_text()
-    assert "NVIDIA H200" in report and report.count("| passed |") == 6
+    assert "NVIDIA H200" in report and report.count("| passed |") == N_CHAPTERS
 
 
 def test_a_failed_stage_fails_the_run_but_not_the_next_stage(tmp_path, fake_gpu, monkeypatch):
@@ -58,7 +61,7 @@ def test_a_failed_stage_fails_the_run_but_not_the_next_stage(tmp_path, fake_gpu,
 
     monkeypatch.setattr(gpu_check, "_run", failing_bench)
     assert gpu_check.main(["--out", str(tmp_path)]) == 1
-    assert sum("theorylab.reproduce" in c[0] for c in fake_gpu) == 6
+    assert sum("theorylab.reproduce" in c[0] for c in fake_gpu) == N_CHAPTERS
     assert "FAILED (exit 3)" in (tmp_path / "gpu-check-report.md").read_text()
 
 
