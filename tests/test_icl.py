@@ -221,6 +221,32 @@ def test_train_lsa_reaches_eta_star_quickly():
         icl.train_lsa(n, d, sigma, steps=0, batch=4)
 
 
+def test_train_lsa_draws_what_sample_prompts_draws():
+    """The training loop draws its batches without re-checking them: the same layer as a loop through the
+    public, checked functions."""
+    from functools import partial
+
+    from theorylab.seeding import make_generator
+    from theorylab.training import train
+
+    n, d, sigma, seed = 6, 3, 0.5, 9
+    cov = icl.random_covariance(d, 4.0, seed=1)
+    layer = icl.train_lsa(n, d, sigma, steps=15, batch=8, cov=cov, weight_cov=torch.linalg.inv(cov),
+                          seed=seed, progress=False)
+    manual = icl.LinearSelfAttention(d, seed=seed)
+    draw = partial(icl.sample_prompts, 8, n, d, sigma, cov=cov, weight_cov=torch.linalg.inv(cov),
+                   generator=make_generator(seed + 1), dtype=torch.float32)
+
+    def loss(_step):
+        X, y, x_query, y_query = draw()
+        return (manual(X, y, x_query) - y_query).pow(2).mean()
+
+    train(manual.parameters(), loss, steps=15, lr=0.02, progress=False)
+    assert torch.equal(layer.W_kq, manual.W_kq) and torch.equal(layer.W_pv, manual.W_pv)
+    with pytest.raises(ValueError, match="weight_cov applies"):
+        icl.train_lsa(n, d, sigma, steps=1, batch=2, response="relu", weight_cov=torch.eye(d))
+
+
 def test_random_covariance():
     cov = icl.random_covariance(4, 16.0, seed=0)
     eig = torch.linalg.eigvalsh(cov)

@@ -371,6 +371,64 @@ def test_train_many_equals_separate_runs_and_records_a_monitor():
         assert model.history_["trace"][-1] == pytest.approx(st.gauss_newton_trace(model, X))
 
 
+@pytest.mark.parametrize("index", [0, 1])
+def test_train_many_with_one_data_set_per_model_equals_separate_runs(index):
+    data = [st.sparse_regression(9, 5, seed=s, n_test=2)[:2] for s in range(3)]
+    make = [lambda s: st.DiagonalLinearNetwork(5, seed=s),
+            lambda s: st.TwoLayerReLU(5, 7, init_scale=2.0, seed=s)][index]
+    lrs, batches, seeds = [0.01, 0.02, 0.03], [9, 1, 3], [4, 5, 6]   # GD first: the loop reorders them
+    together = [make(s) for s in range(3)]
+    st.train_many(together, torch.stack([X for X, _ in data]), torch.stack([y for _, y in data]), lr=lrs,
+                  batch_size=batches, seed=seeds, steps=40, record_every=10)
+    for k, model in enumerate(together):
+        single = st.train(make(k), *data[k], lr=lrs[k], batch_size=batches[k], seed=seeds[k], steps=40,
+                          record_every=10)
+        for got, want in zip(model.parameters(), single.parameters(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model.history_["loss"], single.history_["loss"], rtol=1e-10)
+        assert model.last_clipped_step_ == single.last_clipped_step_ and model.batch_size_ == batches[k]
+    with pytest.raises(ValueError, match="one data set per model"):
+        st.train_many(together[:2], torch.stack([X for X, _ in data]), torch.stack([y for _, y in data]),
+                      lr=0.01, batch_size=1, steps=2)
+    with pytest.raises(ValueError, match="y must be a tensor of shape \\[3, 9\\]"):
+        st.train_many(together, torch.stack([X for X, _ in data]), data[0][1], lr=0.01, batch_size=1, steps=2)
+
+
+def test_lyapunov_exponents_with_one_data_set_per_model_equal_separate_calls():
+    data = [st.sparse_regression(12, 3, seed=s, n_test=1)[0] for s in range(3)]
+    models = [st.DiagonalLinearNetwork(3, seed=s) for s in range(3)]
+    kwargs = dict(steps=100, burn_in=50, windows=2, chains=4)
+    together = st.lyapunov_exponents(models, torch.stack(data), lr=0.05, batch_size=[2, 3, 1], seed=[0, 1, 2],
+                                     **kwargs)
+    for k, model in enumerate(models):
+        alone = st.lyapunov_exponents([model], data[k], lr=0.05, batch_size=[2, 3, 1][k], seed=k, **kwargs)
+        np.testing.assert_allclose(together[k], alone[0], rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="one data set per model"):
+        st.lyapunov_exponents(models[:2], torch.stack(data), lr=0.05, batch_size=1)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_train_many_engines_agree(index):
+    models, X, y = models_and_data()
+    make = [lambda s: st.DiagonalLinearNetwork(5, seed=s),
+            lambda s: st.TwoLayerReLU(5, 7, init_scale=2.0, seed=s)][index]
+    lrs, batches, seeds = [0.01, 0.02, 0.03], [9, 1, 3], [4, 5, 6]
+    runs = {}
+    for engine in ("numpy", "torch"):
+        runs[engine] = st.train_many([make(s) for s in range(3)], X, y, lr=lrs, batch_size=batches,
+                                     seed=seeds,
+                                     steps=40, record_every=10, engine=engine)
+    for a, b in zip(runs["numpy"], runs["torch"], strict=True):
+        for got, want in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a.history_["loss"], b.history_["loss"], rtol=1e-10)
+        assert a.last_clipped_step_ == b.last_clipped_step_
+    with pytest.raises(ValueError, match="engine must be"):
+        st.train_many([make(0)], X, y, lr=0.01, batch_size=1, steps=2, engine="jax")
+    with pytest.raises(ValueError, match="needs engine='numpy'"):
+        st.train_many([make(0)], X[None], y[None], lr=0.01, batch_size=1, steps=2, engine="torch")
+
+
 def test_gd_reaches_an_interpolating_minimum_and_clipping_switches_off():
     X, y, *_ = st.sparse_regression(10, 20, seed=0, n_test=2)
     model = st.train(st.DiagonalLinearNetwork(20, init_scale=1.0, seed=0), X, y, lr=0.1, batch_size=10,

@@ -128,6 +128,12 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
                          device=device)
     chol_x = _cholesky("cov", cov, d, dtype, device)
     chol_w = _cholesky("weight_cov", weight_cov, d, dtype, device)
+    return _draw_prompts(batch, n, d, sigma, chol_x, chol_w, response, gen, dtype, device)
+
+
+def _draw_prompts(batch, n, d, sigma, chol_x, chol_w, response, gen, dtype, device):
+    """:func:`sample_prompts`' draws on checked arguments, with the Cholesky factors of the covariances
+    (or None): the training loop draws a batch every step and checks its arguments once."""
 
     def normal(*shape):
         return torch.randn(*shape, generator=gen, dtype=dtype, device=device)
@@ -254,6 +260,11 @@ class LinearSelfAttention(torch.nn.Module):
         _check_prompt(X, y, x_query)
         if X.shape[-1] != self.d:
             raise ValueError(f"X has d={X.shape[-1]} but the layer was built for d={self.d}")
+        return self._predict(X, y, x_query)
+
+    def _predict(self, X, y, x_query):
+        """:meth:`forward` without the checks (the training loop's prompts are drawn here, so they are
+        valid: checking every batch for NaN costs more than the layer itself)."""
         n = X.shape[1]
         W_pv, W_kq = self.W_pv.to(X.dtype), self.W_kq.to(X.dtype)
         context = torch.cat([X, y.unsqueeze(-1)], dim=-1)                    # [b, n, d+1]
@@ -300,14 +311,18 @@ def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None,
     lr = check_real("lr", lr, low=0.0, low_open=True)
     check_choice("response", response, RESPONSES)
     device = torch.device(device) if device is not None else torch.device("cpu")
+    if response == "relu" and weight_cov is not None:
+        raise ValueError("weight_cov applies to response='linear' only")
     layer = LinearSelfAttention(d, mask_query=mask_query, seed=seed).to(device)
     gen = make_generator(seed + 1, device=device)
-    draw = partial(sample_prompts, batch, n, d, sigma, cov=cov, weight_cov=weight_cov,
-                   response=response, generator=gen, dtype=torch.float32, device=device)
+    # sample_prompts' draws, its arguments checked and the covariances factored once, not every step
+    chol_x = _cholesky("cov", cov, d, torch.float32, device)
+    chol_w = _cholesky("weight_cov", weight_cov, d, torch.float32, device)
+    draw = partial(_draw_prompts, batch, n, d, sigma, chol_x, chol_w, response, gen, torch.float32, device)
 
     def loss(_step):
         X, y, x_query, y_query = draw()
-        return (layer(X, y, x_query) - y_query).pow(2).mean()
+        return (layer._predict(X, y, x_query) - y_query).pow(2).mean()
 
     train(layer.parameters(), loss, steps=steps, lr=lr, desc=f"LSA n={n} d={d} σ={sigma:g}",
           progress=progress)

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits  # installed with scikit-learn
+from threadpoolctl import ThreadpoolController  # installed with scikit-learn
 
 from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
@@ -81,6 +81,19 @@ def _check_data(model, X, y=None):
     if not y.is_floating_point():
         raise TypeError(f"y must be a floating-point tensor, got dtype {y.dtype}")
     return X, y.to(device=first.device, dtype=first.dtype)
+
+
+def _data_per_model(models, X) -> list:
+    """``X`` [n, d] shared by all models, or [K, n, d] with one data set per model, checked and converted
+    for each model (``K = len(models)``): returns one [n, d] tensor per model."""
+    for model in models:
+        _check_model(model)
+    if isinstance(X, torch.Tensor) and X.ndim == 3:
+        if X.shape[0] != len(models):
+            raise ValueError(f"X of shape [K, n, d] must hold one data set per model (K = {len(models)}), "
+                             f"got {list(X.shape)}")
+        return [_check_data(model, X[k]) for k, model in enumerate(models)]
+    return [_check_data(model, X) for model in models]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +168,26 @@ class DiagonalLinearNetwork(torch.nn.Module):
         w = torch.zeros(a.shape[0], X.shape[0], dtype=X.dtype, device=X.device).scatter_add_(1, idx, weights)
         r = (a * b) @ X.T - y                                   # [K, n] residuals on all samples
         g = (w * r) @ X                                        # [K, d]: Σ_i w_i r_i x_i
+        return [g * b, g * a]
+
+    # The same for train_many's numpy loop (engine="numpy"), written with operations that numpy arrays and
+    # torch tensors share; its losses are recorded in torch.
+    @staticmethod
+    def _group_predict(params, X):
+        """Predictions [K, n] of the K stacked models on ``X`` [n, d] (shared) or [K, n, d] (one each)."""
+        a, b = params
+        return (X @ (a * b)[:, :, None])[..., 0]
+
+    @staticmethod
+    def _group_gradient(params, xb, yb, weights):
+        """``Σ_s w_s r_s ∇f(x_s)`` per model: ``xb`` [K, w, d] and ``yb`` [K, w] (each model's samples), or
+        ``xb`` [w, d] and ``yb`` [w] shared by all; ``weights`` [K, w] or a number."""
+        a, b = params                                          # [K, d]
+        if xb.ndim == 2:                                       # shared samples: two plain matmuls
+            g = (weights * ((a * b) @ xb.T - yb)) @ xb         # [K, d]: Σ_s w_s r_s x_s
+        else:
+            r = (xb @ (a * b)[:, :, None])[..., 0] - yb        # [K, w] residuals
+            g = ((weights * r)[:, None, :] @ xb)[:, 0]
         return [g * b, g * a]
 
 
@@ -237,6 +270,24 @@ class TwoLayerReLU(torch.nn.Module):
         grad_W = torch.bmm(((wr[:, :, None] * v[:, None, :]) * (z > 0)).transpose(1, 2), xb)
         return [grad_W, grad_v]
 
+    @staticmethod
+    def _group_predict(params, X):
+        """Predictions [K, n] of the K stacked models on ``X`` [n, d] (shared) or [K, n, d] (one each)."""
+        W, v = params
+        return ((X @ W.swapaxes(1, 2)).clip(min=0) @ v[:, :, None])[..., 0]
+
+    @staticmethod
+    def _group_gradient(params, xb, yb, weights):
+        """As :meth:`DiagonalLinearNetwork._group_gradient`, for ``(W, v)`` [K, m, d], [K, m] (shared
+        samples ``xb`` [w, d] broadcast over the models)."""
+        W, v = params
+        z = xb @ W.swapaxes(1, 2)                              # [K, w, m] pre-activations
+        act = z.clip(min=0)
+        wr = weights * ((act @ v[:, :, None])[..., 0] - yb)    # [K, w] weighted residuals
+        grad_v = (wr[:, None, :] @ act)[:, 0]                  # Σ_s w_s r_s relu(z_s)
+        grad_W = ((wr[:, :, None] * v[:, None, :]) * (z > 0)).swapaxes(1, 2) @ xb
+        return [grad_W, grad_v]
+
 
 def parameter_count(model) -> int:
     """``p``, the number of trainable parameters."""
@@ -309,10 +360,22 @@ def _one_thread(device=None):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with threadpool_limits(limits=1):
+        with _thread_pools().limit(limits=1):
             yield
     finally:
         torch.set_num_threads(before)
+
+
+_THREAD_POOLS: list = []
+
+
+def _thread_pools() -> ThreadpoolController:
+    """The BLAS/OpenMP thread pools of this process, found once: finding them (``threadpool_limits``
+    does it on every call) takes milliseconds, and ``_one_thread`` runs thousands of times a chapter."""
+    if not _THREAD_POOLS:
+        import scipy.linalg  # noqa: F401  (SciPy's own BLAS, loaded now so that the controller sees it)
+        _THREAD_POOLS.append(ThreadpoolController())
+    return _THREAD_POOLS[0]
 
 
 def _per_model(name: str, value, count: int) -> list:
@@ -365,13 +428,23 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
 
 def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, steps: int, seed=None,
                clip: float | None = 10.0, record_every: int | None = None,
-               monitor: Callable | None = None) -> list:
+               monitor: Callable | None = None, engine: str = "auto") -> list:
     """:func:`train` for several models of one class and shape at once, vectorised over models.
 
     ``lr``, ``batch_size`` and ``seed`` are one value for all or one per model. Every model draws its
     indices from its own generator (seeded by its ``seed``), so each result is what :func:`train`
-    gives for that model alone (up to floating-point summation order). The cost per step grows with
-    the largest batch size: train GD and small-batch SGD in separate calls when ``n`` is large.
+    gives for that model alone (up to floating-point summation order). ``X`` [n, d] and ``y`` [n] are
+    shared by all models, or ``X`` [K, n, d] and ``y`` [K, n] give model ``k`` its own data set
+    ``(X[k], y[k])`` (``K = len(models)``; numpy engine only).
+
+    ``engine`` picks the loop. ``"numpy"`` (CPU only; the default there, ``"auto"``) runs on numpy views
+    of the parameters, whose per-operation overhead is a fraction of torch's on these tiny arrays:
+    sampled models (``B < n``) and full-batch ones (GD) form two groups, a sampled model costing per
+    step what its batch costs, padded to the largest sampled ``B`` of the call. ``"torch"`` (the
+    default on other devices) runs in torch on the parameters' device: every model's residuals on all
+    ``n`` samples, weighted by how often each sample was drawn, so a call costs per step what its
+    largest batch costs — train GD and small-batch SGD in separate calls when ``n`` is large. The two
+    loops compute the same steps with different rounding.
 
     Returns the list of trained models (the same objects).
     """
@@ -387,9 +460,22 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
     for model in models:
         if type(model) is not cls or [tuple(p.shape) for p in model.parameters()] != shapes:
             raise ValueError("all models must be of one class and shape")
-    _check_data(models[0], X, y)
-    n = X.shape[0]
     count = len(models)
+    per_model_data = isinstance(X, torch.Tensor) and X.ndim == 3
+    if per_model_data:
+        if X.shape[0] != count:
+            raise ValueError(f"X of shape [K, n, d] must hold one data set per model (K = {count}), got "
+                             f"{list(X.shape)}")
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(X.shape[:2]):
+            got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be a tensor of shape {list(X.shape[:2])} (one target per row of each "
+                             f"X[k]), got {got}")
+        for k in range(count):
+            _check_data(models[0], X[k], y[k])
+        n = X.shape[1]
+    else:
+        _check_data(models[0], X, y)
+        n = X.shape[0]
     steps = _check_int("steps", steps, 1)
     lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
     batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
@@ -402,7 +488,136 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
 
     first = models[0].a if cls is DiagonalLinearNetwork else models[0].W
     device, dtype = first.device, first.dtype
+    if engine not in ("auto", "numpy", "torch"):
+        raise ValueError(f"engine must be 'auto', 'numpy' or 'torch', got {engine!r}")
+    numpy_loop = engine == "numpy" or (engine == "auto" and device.type == "cpu")
+    if numpy_loop and device.type != "cpu":
+        raise ValueError(f"engine='numpy' needs the models on a CPU, got them on {device}")
+    if per_model_data and not numpy_loop:
+        raise ValueError("X of shape [K, n, d] (one data set per model) needs engine='numpy' (a CPU)")
     X, y = X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+    loop = _train_numpy if numpy_loop else _train_torch
+    loop(models, X, y, cls=cls, shapes=shapes, n=n, steps=steps, lrs=lrs, batches=batches, seeds=seeds,
+         clip=clip, record_every=record_every, monitor=monitor)
+    return models
+
+
+def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, clip, record_every, monitor):
+    """:func:`train_many`'s numpy loop (CPU): ``X`` [n, d] shared or [K, n, d] one data set per model."""
+    count, device, dtype = len(models), X.device, X.dtype
+    per_model_data = X.ndim == 3
+    # Sampled models first, then the full-batch ones: row k of every stacked array is model order[k].
+    order = [k for k in range(count) if batches[k] < n] + [k for k in range(count) if batches[k] == n]
+    sampled = sum(batches[k] < n for k in range(count))
+    ordered = [models[k] for k in order]
+    lrs, batches, seeds = ([values[k] for k in order] for values in (lrs, batches, seeds))
+    if per_model_data:
+        X, y = X[order], y[order]
+    # All parameters of model k live in row k of one flat tensor; ``params`` are views into it.
+    flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in ordered])
+    params, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        params.append(flat[:, start:start + size].view(count, *shape))
+        start += size
+    width = max(batches[:sampled], default=1)
+    generators = [make_generator(int(s), device=device) for s in seeds[:sampled]]
+    chunk = 1024
+
+    def draw(length):
+        """Indices [length, sampled, width] into the gathered rows (model k's data at offset k n)."""
+        rows = [torch.nn.functional.pad(torch.randint(n, (length, b), generator=gen, device=device),
+                                        (0, width - b))
+                for b, gen in zip(batches[:sampled], generators, strict=True)]
+        indices = torch.stack(rows, dim=1)
+        if per_model_data:
+            indices += (torch.arange(sampled, device=device) * n)[:, None]
+        return indices
+
+    history = [{"step": [], "loss": []} for _ in ordered]
+
+    def write_back():
+        with torch.no_grad():
+            for k, model in enumerate(ordered):
+                for p, stacked in zip(model.parameters(), params, strict=True):
+                    p.copy_(stacked[k])
+
+    def record(step):
+        losses = 0.5 * (cls._group_predict(params, X) - y).pow(2).mean(dim=1)
+        if not bool(torch.isfinite(losses).all()):
+            bad = [lrs[k] for k in range(count) if not math.isfinite(losses[k].item())]
+            raise FloatingPointError(f"training diverged by step {step} for lr {bad}")
+        if monitor is not None:
+            write_back()
+        for k, model in enumerate(ordered):
+            history[k]["step"].append(step)
+            history[k]["loss"].append(losses[k].item())
+            if monitor is not None:
+                for key, value in monitor(model).items():
+                    history[k].setdefault(key, []).append(float(value))
+
+    # The loop runs on numpy views of the same memory: the arrays below are views of ``flat``, so
+    # ``record`` and ``write_back`` see every update.
+    def as_array(tensor):
+        return tensor.numpy()
+
+    flat_a = as_array(flat)
+    params_a = [as_array(p) for p in params]
+    groups = []                                           # (rows, params, data, targets, weights)
+    if sampled:
+        slot_weights = torch.tensor([[1.0 / b if s < b else 0.0 for s in range(width)]
+                                     for b in batches[:sampled]], dtype=dtype, device=device)
+        gather_X = X[:sampled].reshape(sampled * n, -1) if per_model_data else X
+        gather_y = y[:sampled].reshape(-1) if per_model_data else y
+        groups.append((slice(0, sampled), [p[:sampled] for p in params_a], as_array(gather_X),
+                       as_array(gather_y), as_array(slot_weights)))
+    if sampled < count:
+        data = (X[sampled:], y[sampled:]) if per_model_data else (X, y)
+        groups.append((slice(sampled, count), [p[sampled:] for p in params_a], as_array(data[0]),
+                       as_array(data[1]), 1.0 / n))
+    grad = as_array(torch.zeros_like(flat))
+    grad_parts, start = [], 0                             # column ranges of the parameters in ``grad``
+    for shape in shapes:
+        size = math.prod(shape)
+        grad_parts.append(slice(start, start + size))
+        start += size
+    eta = as_array(torch.tensor(lrs, dtype=dtype, device=device))
+    last_clipped = as_array(torch.full((count,), -1, dtype=torch.long, device=device))
+    errors = np.errstate(over="ignore", invalid="ignore", divide="ignore")  # ``record`` reports divergence
+
+    with _one_thread(), torch.no_grad(), errors:
+        record(0)
+        for step in range(steps):
+            if sampled and step % chunk == 0:
+                indices = as_array(draw(min(chunk, steps - step)))
+            for g, (rows, group_params, data, targets, weights) in enumerate(groups):
+                if g == 0 and sampled:
+                    picked = indices[step % chunk]                  # [sampled, width]
+                    parts = cls._group_gradient(group_params, data[picked], targets[picked], weights)
+                else:
+                    parts = cls._group_gradient(group_params, data, targets, weights)
+                for columns, part in zip(grad_parts, parts, strict=True):
+                    grad[rows, columns] = part.reshape(part.shape[0], -1)
+            factor = eta
+            if clip is not None:
+                norm = np.einsum("kp,kp->k", grad, grad) ** 0.5
+                factor = eta * (clip / norm).clip(max=1.0)
+                last_clipped = np.where(norm > clip, step, last_clipped)
+            flat_a -= factor[:, None] * grad
+            if (step + 1) % record_every == 0 or step + 1 == steps:
+                record(step + 1)
+    write_back()
+    for k, model in enumerate(ordered):
+        model.history_ = {key: np.asarray(values) for key, values in history[k].items()}
+        model.loss_history_ = model.history_["loss"]
+        model.final_loss_ = history[k]["loss"][-1]
+        model.last_clipped_step_ = int(last_clipped[k])
+        model.lr_, model.batch_size_ = lrs[k], batches[k]
+
+
+def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, clip, record_every, monitor):
+    """:func:`train_many`'s torch loop (any device): every model's residuals on all ``n`` samples."""
+    count, device, dtype = len(models), X.device, X.dtype
     # All parameters of model k live in row k of one flat tensor; ``params`` are views into it.
     flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in models])
     params, start = [], 0
@@ -475,7 +690,6 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
         model.final_loss_ = history[k]["loss"][-1]
         model.last_clipped_step_ = int(last_clipped[k])
         model.lr_, model.batch_size_ = lrs[k], batches[k]
-    return models
 
 
 # ----------------------------------------------------------------------------------------------
@@ -728,7 +942,8 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
     Parameters
     ----------
     models : sequence of DiagonalLinearNetwork or TwoLayerReLU
-        Evaluated at their current parameters, all on the data ``X`` [n, d].
+        Evaluated at their current parameters, all on the data ``X`` [n, d], or model ``k`` on ``X[k]``
+        when ``X`` is [K, n, d] (one data set per model).
     lr, batch_size, seed
         One value for all models or one per model. Every model draws from its own generator, so its
         result does not depend on the other models of the call.
@@ -745,10 +960,9 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
     models = list(models)
     if not models:
         raise ValueError("models must hold at least one model")
-    for model in models:
-        _check_model(model)
-        X = _check_data(model, X)
-    count, n = len(models), X.shape[0]
+    count = len(models)
+    data = _data_per_model(models, X)
+    n = data[0].shape[0]
     lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
     batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
     seeds = [_check_int("seed", v, 0) for v in _per_model("seed", seed, count)]
@@ -758,13 +972,19 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
     windows = _check_int("windows", windows, 1)
     chains = _check_int("chains", chains, 2)
     rates = np.zeros((count, windows, chains))
-    # Models with one batch size run together (numpy: far less overhead than torch on these tiny
-    # arrays), stacked and padded to a common rank r: the padding coordinates of e start at 0 and
-    # stay there, since every g_i is 0 on them.
-    for batch in sorted(set(batches)):
-        group = [k for k in range(count) if batches[k] == batch]
+    # Models run together in three groups — B = 1, 1 < B < n (padded to the group's largest B, the
+    # padding slots weighted 0) and GD — in numpy (far less overhead than torch on these tiny arrays),
+    # stacked and padded to a common rank r: the padding coordinates of e start at 0 and stay there,
+    # since every g_i is 0 on them.
+    kinds = ["one" if b == 1 else "gd" if b == n else "many" for b in batches]
+    for kind in ("one", "many", "gd"):
+        group = [k for k in range(count) if kinds[k] == kind]
+        if not group:
+            continue
         size = len(group)
-        coords = [_range_coordinates(models[k], X, rank_tol) for k in group]
+        sizes = [batches[k] for k in group]
+        width = max(sizes)
+        coords = [_range_coordinates(models[k], data[k], rank_tol) for k in group]
         r = max(G.shape[1] for G, _ in coords)
         G, lam = np.zeros((size, n, r)), np.zeros((size, 1, r))
         e = np.zeros((size, chains, r))
@@ -777,25 +997,30 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
             e[j, :, int(np.argmin(lamk))] += 1.0
         e /= np.linalg.norm(e, axis=2, keepdims=True)
         eta = np.array([lrs[k] for k in group])[:, None, None]
+        # η/B on a model's first B slots, 0 on the padding: [K, 1, width]
+        slot_eta = np.array([[lrs[k] / batches[k] if s < batches[k] else 0.0 for s in range(width)]
+                             for k in group])[:, None, :]
         G_flat = G.reshape(size * n, r)                          # row j n + i is g_i of model j
         offset = (np.arange(size) * n)[:, None, None]
         growth = np.zeros((size, windows, chains))
         total, chunk = burn_in + windows * steps, 1000
         with _one_thread():
             for step in range(total):
-                if batch < n and step % chunk == 0:
+                if kind != "gd" and step % chunk == 0:
                     length = min(chunk, total - step)
-                    indices = torch.stack([torch.randint(n, (length, chains, batch), generator=gen)
-                                           for gen in generators], dim=1).numpy() + offset  # [len, K, C, B]
-                if batch == n:
+                    drawn = [torch.randint(n, (length, chains, b), generator=gen)
+                             for b, gen in zip(sizes, generators, strict=True)]
+                    padded = [torch.nn.functional.pad(i, (0, width - i.shape[-1])) for i in drawn]
+                    indices = torch.stack(padded, dim=1).numpy() + offset     # [len, K, C, w]
+                if kind == "gd":
                     e -= eta * lam * e                           # GD: H is diagonal in this basis
-                elif batch == 1:
+                elif kind == "one":
                     g = G_flat[indices[step % chunk, :, :, 0]]   # [K, C, r]
-                    e -= eta * g * np.einsum("kcr,kcr->kc", g, e)[:, :, None]
+                    e -= (eta[:, :, 0] * np.einsum("kcr,kcr->kc", g, e))[:, :, None] * g
                 else:
-                    g = G_flat[indices[step % chunk]]            # [K, C, B, r]
-                    s = np.einsum("kcbr,kcr->kcb", g, e)
-                    e -= (eta / batch) * np.einsum("kcbr,kcb->kcr", g, s)
+                    g = G_flat[indices[step % chunk]]            # [K, C, w, r]
+                    s = np.einsum("kcbr,kcr->kcb", g, e) * slot_eta
+                    e -= np.einsum("kcbr,kcb->kcr", g, s)
                 if (step + 1) % block == 0:
                     norm = np.linalg.norm(e, axis=2)
                     if step >= burn_in:
