@@ -53,3 +53,14 @@ def test_chapter_code_is_clean(chapter):
     for k, half in enumerate(halves):
         problems += ruff(half, f"{Path(chapter).stem}-check-{k + 1}.py")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_proofs_are_not_numbered(chapter):
+    """A proof belongs to the result above it: the book titles it "Proof", not "Proof 3" (mystmd numbers
+    every ``prf:`` block unless told not to)."""
+    lines = (ROOT / "book" / chapter).read_text(encoding="utf-8").splitlines()
+    numbered = [number for number, line in enumerate(lines, start=1) if line.strip() == ":::{prf:proof}"
+                and not any(option.strip() in (":nonumber:", ":enumerated: false")
+                            for option in lines[number:number + 4] if option.strip().startswith(":"))]
+    assert not numbered, f"proofs without :nonumber: at lines {numbered}"
