@@ -12,7 +12,9 @@ One file per operation, each holding
 kernels are defined.
 """
 
+from .batch_sgd_grid import sgd_log_norms, sgd_log_norms_reference
 from .classifier_stats import classifier_stats, classifier_stats_reference
+from .collapse_directions import collapse_directions, collapse_directions_reference
 from .dispatch import interpreter_on, use_triton
 from .feature_dynamics import feature_half_times, feature_half_times_reference
 from .lsa_moments import lsa_moments, lsa_moments_reference
@@ -27,7 +29,9 @@ from .relu_gauss_newton import (
 
 __all__ = [
     "interpreter_on", "use_triton",
+    "sgd_log_norms", "sgd_log_norms_reference",
     "classifier_stats", "classifier_stats_reference",
+    "collapse_directions", "collapse_directions_reference",
     "feature_half_times", "feature_half_times_reference",
     "lsa_moments", "lsa_moments_reference",
     "ordered_lowrank", "ordered_lowrank_reference",

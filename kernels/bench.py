@@ -197,6 +197,66 @@ def bench_feature_dynamics(n: int, depth: int, n_steps: int, device: str = "cuda
             "times_ms": times, "max_rel_diff": rel}
 
 
+def bench_collapse_directions(n: int, depth: int, n_steps: int, device: str = "cuda") -> dict:
+    """Time momentum gradient descent on ``n`` independent class directions of a deep linear UFM for
+    ``n_steps`` steps (the λ × start × size sweeps of chapter 8), float32. Each direction lives in
+    registers for the whole run, so the figure of merit is FLOP/s against the FP32 peak: about
+    ``depth + 20`` FLOPs per direction per step (powers, residual, two gradients, momentum, updates)."""
+    import triton.testing
+
+    from .collapse_directions import collapse_directions, collapse_directions_reference
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    size = torch.randint(2, 60, (n,), device=device, generator=gen).float()
+    total = torch.full((n,), 100.0, device=device)
+    lam = 0.005 + 0.03 * torch.rand(n, device=device, generator=gen)
+    s0 = 0.2 + torch.rand(n, device=device, generator=gen)
+    args = (size, total, lam, lam, s0, s0)
+    kwargs = dict(depth=depth, lr=0.05, n_steps=n_steps)
+    got, _ = collapse_directions(*args, backend="triton", **kwargs)
+    want, _ = collapse_directions_reference(*(x.double() for x in args), **kwargs)
+    rel = ((got.double() - want).abs() / (want.abs() + 1e-3)).max().item()
+    compiled = torch.compile(collapse_directions_reference)
+    times = {
+        "triton": triton.testing.do_bench(lambda: collapse_directions(*args, backend="triton", **kwargs)),
+        "torch eager": triton.testing.do_bench(lambda: collapse_directions_reference(*args, **kwargs)),
+        "torch.compile": triton.testing.do_bench(lambda: compiled(*args, **kwargs)),
+    }
+    return {"shape": f"n={n} M={depth} steps={n_steps}", "flops": (depth + 20) * n * n_steps,
+            "times_ms": times, "max_rel_diff": rel}
+
+
+def bench_batch_sgd_grid(lrs: int, runs: int, steps: int, batch: int, d: int, device: str = "cuda") -> dict:
+    """Time ``sgd_log_norms`` on a grid of ``lrs`` learning rates × ``runs`` runs of linearised SGD
+    (``steps`` steps, batch ``batch``, dimension ``d``; chapter 7's typical-threshold grids). The kernel
+    draws the batches in registers (Philox), so the figure of merit is FLOP/s against the FP32 peak:
+    ``4 B d`` FLOPs per trajectory per step (two dot products), not counting the random numbers. The
+    accuracy is checked in the mode that reads the batches from memory, on the first two runs."""
+    import triton.testing
+
+    from .batch_sgd_grid import sgd_log_norms, sgd_log_norms_reference
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    lam = torch.ones(d, device=device)
+    lam[0] = 10.0
+    etas = torch.linspace(0.15, 0.26, lrs, device=device)
+    e0 = torch.randn(runs, d, device=device, generator=gen)
+    X = torch.randn(2, min(steps, 50), batch, d, device=device, generator=gen)
+    kw = dict(steps=X.shape[1], batch=batch)
+    got, _ = sgd_log_norms(lam, etas, e0[:2], X=X, backend="triton", **kw)
+    want, _ = sgd_log_norms_reference(lam.double(), etas.double(), e0[:2].double(), X=X.double(), **kw)
+    rel = ((got.double() - want).abs() / (want.abs() + 1e-3)).max().item()
+    compiled = torch.compile(sgd_log_norms_reference)
+    kw = dict(steps=steps, batch=batch, seed=1)
+    times = {
+        "triton": triton.testing.do_bench(lambda: sgd_log_norms(lam, etas, e0, backend="triton", **kw)),
+        "torch eager": triton.testing.do_bench(lambda: sgd_log_norms_reference(lam, etas, e0, **kw)),
+        "torch.compile": triton.testing.do_bench(lambda: compiled(lam, etas, e0, **kw)),
+    }
+    return {"shape": f"L={lrs} runs={runs} T={steps} B={batch} d={d}",
+            "flops": 4 * batch * d * lrs * runs * steps, "times_ms": times, "max_rel_diff": rel}
+
+
 def bench_prefix_class_stats(orders: int, length: int, n: int, classes: int = 10, sizes: int = 20,
                              device: str = "cuda") -> dict:
     """Time ``prefix_class_stats`` for ``orders`` orders of ``length`` samples in dimension ``n`` with
@@ -297,6 +357,27 @@ def main() -> int:
             frac = f"{gops / sfu_peak:7.1%}" if sfu_peak else "    n/a"
             print(f"{result['shape']:<32} {impl:<14} {ms:9.3f} {gops:8.0f} {frac:>8}")
         print(f"{'':<32} max relative difference of the half-times vs float64 reference: "
+              f"{result['max_rel_diff']:.1e}")
+    print(f"\ncollapse_directions: momentum descent per class direction in registers, FLOP/s vs FP32 peak "
+          f"{peak32 or 'unknown'}")
+    print(f"{'shape':<32} {'impl':<14} {'ms':>9} {'TFLOP/s':>8} {'of peak':>8}")
+    for n, depth, n_steps in [(1 << 20, 2, 500), (1 << 22, 3, 500)]:
+        result = bench_collapse_directions(n, depth, n_steps)
+        for impl, ms in result["times_ms"].items():
+            tflops = result["flops"] / ms / 1e9
+            frac = f"{tflops / peak32:7.1%}" if peak32 else "    n/a"
+            print(f"{result['shape']:<32} {impl:<14} {ms:9.3f} {tflops:8.2f} {frac:>8}")
+        print(f"{'':<32} max relative difference vs float64 reference: {result['max_rel_diff']:.1e}")
+    print(f"\nbatch_sgd_grid: linearised-SGD trajectories in registers, batches drawn in the kernel, "
+          f"FLOP/s vs FP32 peak {peak32 or 'unknown'}")
+    print(f"{'shape':<36} {'impl':<14} {'ms':>9} {'TFLOP/s':>8} {'of peak':>8}")
+    for lrs, runs, steps, batch, d in [(8, 256, 2000, 16, 128), (8, 256, 500, 256, 128)]:
+        result = bench_batch_sgd_grid(lrs, runs, steps, batch, d)
+        for impl, ms in result["times_ms"].items():
+            tflops = result["flops"] / ms / 1e9
+            frac = f"{tflops / peak32:7.1%}" if peak32 else "    n/a"
+            print(f"{result['shape']:<36} {impl:<14} {ms:9.3f} {tflops:8.2f} {frac:>8}")
+        print(f"{'':<36} max relative difference vs float64 reference (batches from memory): "
               f"{result['max_rel_diff']:.1e}")
     return 0
 

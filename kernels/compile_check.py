@@ -38,7 +38,7 @@ ARCHS = {
 
 #: The modules holding the kernels, each with a ``compile_cases()``.
 KERNEL_MODULES = ("lsa_moments", "feature_dynamics", "classifier_stats", "prefix_class_stats",
-                  "ordered_lowrank", "relu_gauss_newton")
+                  "ordered_lowrank", "relu_gauss_newton", "collapse_directions", "batch_sgd_grid")
 
 
 @dataclass(frozen=True)

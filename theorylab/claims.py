@@ -33,8 +33,8 @@ reproduce command reads that file to print its report.
 
 Claim ids follow one grammar (:data:`ID_PATTERN`): ``topic.name`` or ``topic.name[params]``, where
 ``topic`` is the theorylab module the chapter is about (``icl``, ``jepa``, ``tilting``, ``stability``,
-``generative``, ``lowrank``), ``name`` is lower-case words joined by ``-``, and ``params`` says which
-member of a family of claims this is (``icl.trained-gamma[n=20,d=4]``).
+``generative``, ``lowrank``, ``batchsize``, ``collapse``), ``name`` is lower-case words joined by ``-``,
+and ``params`` says which member of a family of claims this is (``icl.trained-gamma[n=20,d=4]``).
 """
 
 from __future__ import annotations

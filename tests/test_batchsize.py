@@ -1,0 +1,247 @@
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from theorylab import batchsize as bs
+
+F64 = torch.float64
+
+
+def spike(d, theta):
+    lam = torch.ones(d, dtype=F64)
+    lam[0] += theta
+    return lam
+
+
+def test_marchenko_pastur_edges_mass_and_moments():
+    for q in (0.25, 1.0, 4.0):
+        law = bs.marchenko_pastur(q)
+        assert law.lower == pytest.approx((1 - math.sqrt(q)) ** 2)
+        assert law.upper == pytest.approx((1 + math.sqrt(q)) ** 2)
+        theta = torch.linspace(0, math.pi, 20001, dtype=F64)       # x = 1 + q − 2√q cos θ
+        x = 1 + q - 2 * math.sqrt(q) * torch.cos(theta)
+        weight = law.density(x) * 2 * math.sqrt(q) * torch.sin(theta)   # density · dx/dθ
+        mass = torch.trapezoid(weight, theta).item()
+        mean = torch.trapezoid(x * weight, theta).item()
+        second = torch.trapezoid(x**2 * weight, theta).item()
+        assert mass == pytest.approx(1 - law.atom, abs=2e-3)
+        assert mean == pytest.approx(1.0, abs=2e-3)                   # the atom sits at 0
+        assert second - 1 == pytest.approx(q, abs=5e-3)              # variance q
+        assert law.cdf(torch.tensor([law.upper + 1.0])).item() == pytest.approx(1.0, abs=1e-9)
+    assert bs.marchenko_pastur(4.0).atom == pytest.approx(0.75)
+    assert bs.wigner_edge(4.0) == 5.0
+
+
+def test_spike_outlier_above_and_below_bbp():
+    top, overlap = bs.spike_outlier(3.0, 1.0)
+    assert top == pytest.approx(4 * (1 + 1 / 3)) and overlap == pytest.approx((1 - 1 / 9) / (1 + 1 / 3))
+    assert bs.spike_outlier(0.5, 1.0) == (4.0, 0.0)
+    assert bs.bbp_batch(2.0, 400) == 100.0
+    # the learning-rate law (2/λ₁)/(1 + B_c/B) with B_c = d/θ above BBP
+    assert bs.outlier_learning_rate(9.0, 100, 64) == pytest.approx((2 / 10) / (1 + (100 / 9) / 64))
+
+
+def test_batch_hessian_eigenvalues_match_dense_eigensolver_and_are_seeded():
+    lam = spike(7, 2.0)
+    for batch in (3, 7, 11):
+        spectra, overlap = bs.batch_hessian_eigenvalues(lam, batch, 2, seed=5, spike_overlap=True)
+        again = bs.batch_hessian_eigenvalues(lam, batch, 2, seed=5)
+        torch.testing.assert_close(spectra, again)
+        gen = torch.Generator().manual_seed(5)
+        X = torch.randn(2, batch, 7, generator=gen, dtype=F64) * lam.sqrt()
+        vals, vecs = torch.linalg.eigh(X.transpose(1, 2) @ X / batch)
+        torch.testing.assert_close(spectra, vals.flip(-1), atol=1e-10, rtol=0)
+        torch.testing.assert_close(overlap, vecs[:, 0, -1] ** 2, atol=1e-10, rtol=0)
+        if batch < 7:
+            assert (spectra[:, batch:].abs() < 1e-12).all()
+
+
+def test_subsample_at_full_batch_is_the_data_hessian():
+    X = torch.randn(9, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    full = torch.linalg.eigvalsh(X.T @ X / 9)[-1]
+    torch.testing.assert_close(bs.subsample_top_eigenvalue(X, 9, 3, seed=1), full.expand(3))
+
+
+def test_ms_threshold_is_the_root_and_matches_closed_forms():
+    for d, batch in ((1, 1), (5, 3), (50, 7), (100, 1000)):
+        closed = bs.isotropic_ms_threshold(d, batch)
+        assert bs.ms_threshold(torch.ones(d, dtype=F64), batch) == pytest.approx(closed, rel=1e-13)
+    lam = torch.tensor([3.0, 1.0, 0.5, 0.2], dtype=F64)
+    for batch in (1, 4, 32):
+        eta = bs.ms_threshold(lam, batch)
+        assert bs.ms_rate(eta, lam, batch) == pytest.approx(1.0, abs=1e-10)
+        assert bs.ms_rate(0.99 * eta, lam, batch) < 1 < bs.ms_rate(1.01 * eta, lam, batch)
+        assert eta <= 2 * batch / lam.sum().item() and eta <= 2 / ((1 + 1 / batch) * 3.0)
+
+
+def test_ms_rate_is_the_full_operator_radius():
+    """The d²×d² second-moment operator built from the fourth-moment formula has the same radius."""
+    lam = torch.tensor([2.0, 1.0, 0.3], dtype=F64)
+    Sigma, d, batch, eta = torch.diag(lam), 3, 2, 0.4
+    basis = torch.eye(d * d, dtype=F64).reshape(d * d, d, d)
+    columns = []
+    for S in basis:
+        ES = (1 + 1 / batch) * Sigma @ S @ Sigma + torch.trace(Sigma @ S) / batch * Sigma
+        columns.append((S - eta * (Sigma @ S + S @ Sigma) + eta**2 * ES).reshape(-1))
+    T = torch.stack(columns, 1)
+    assert torch.linalg.eigvals(T).abs().max().item() == pytest.approx(bs.ms_rate(eta, lam, batch), rel=1e-10)
+
+
+def test_second_moment_step_matches_monte_carlo():
+    lam = torch.tensor([2.0, 0.5], dtype=F64)
+    s = torch.tensor([1.0, 3.0], dtype=F64)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(200000, 3, 2, generator=gen, dtype=F64) * lam.sqrt()
+    e = torch.randn(200000, 2, generator=gen, dtype=F64) * s.sqrt()
+    r = torch.einsum("nbd,nd->nb", x, e)
+    e_new = e - 0.2 / 3 * torch.einsum("nb,nbd->nd", r, x)
+    mc = (e_new**2).mean(0)
+    torch.testing.assert_close(mc, bs.second_moment_step(0.2, lam, 3, s), rtol=0.02, atol=0)
+
+
+def test_expansions_and_frozen_rmsprop():
+    lam = spike(100, 9.0)
+    assert bs.small_batch_threshold(lam, 1) == pytest.approx(bs.ms_threshold(lam, 1), rel=3e-3)
+    assert bs.large_batch_threshold(lam, 1024) == pytest.approx(bs.ms_threshold(lam, 1024), rel=1e-6)
+    lam = 1 / torch.arange(1, 21, dtype=F64)
+    eta = [bs.frozen_rmsprop_threshold(lam, b, 0.5) for b in (1, 16, 1024)]
+    assert eta[1] > eta[0] and eta[1] > eta[2]
+    assert eta[0] == pytest.approx(0.5 * bs.ms_threshold(lam.sqrt(), 1))
+
+
+def test_expected_risk_is_the_mean_of_simulated_sgd_and_best_lr():
+    lam = torch.tensor([1.0, 0.5, 0.25], dtype=F64)
+    runs = bs.sgd_risk(lam, 2, [0.3], samples=40, noise=0.3, runs=4000, seed=2)
+    exact = bs.expected_sgd_risk(lam, 2, [0.3], samples=40, noise=0.3)
+    se = runs.std().item() / math.sqrt(4000)
+    assert abs(runs.mean().item() - exact.item()) < 4 * se
+    grid = torch.logspace(-2, 0, 9, dtype=F64)
+    risk = (grid.log() - math.log(0.1)) ** 2 + 1
+    assert bs.best_lr(grid, risk) == pytest.approx(0.1, rel=1e-6)
+    assert bs.loglog_slope([1, 2, 4], [3.0, 6.0, 12.0]) == pytest.approx(1.0)
+    r = bs.rmsprop_risk(lam, 2, [1e-3, 1e-2], samples=20, noise=0.3, runs=3, beta2=0.9, seed=0)
+    assert r.shape == (2, 3) and torch.isfinite(r).all()
+
+
+def test_lyapunov_exponents_of_gd_like_steps():
+    # B large and η small: every run contracts at about log|1 − ηλ_min| per step
+    lam = torch.tensor([1.0, 0.5], dtype=F64)
+    ex = bs.lyapunov_exponents(lam, 400, [0.1], runs=3, steps=200, burn_in=50, seed=0)
+    assert ex.shape == (1, 3)
+    assert ex.mean().item() == pytest.approx(math.log(1 - 0.05), rel=0.05)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: bs.marchenko_pastur(0.0), "q must be >"),
+    (lambda: bs.spike_outlier(-1.0, 1.0), "theta"),
+    (lambda: bs.ms_threshold([1.0, -1.0], 2), "eigenvalues must be positive"),
+    (lambda: bs.ms_threshold([1.0], 0), "batch must be an integer"),
+    (lambda: bs.ms_rate(0.0, [1.0], 1), "lr must be >"),
+    (lambda: bs.batch_hessian_eigenvalues(torch.ones(2, 2), 2, 1), "eigenvalues must have 1 dimension"),
+    (lambda: bs.subsample_top_eigenvalue(torch.ones(4, 2), 5, 1), "batch must be an integer in"),
+    (lambda: bs.lyapunov_exponents([1.0], 1, [-0.1], runs=1, steps=2), "lrs must be positive"),
+    (lambda: bs.rmsprop_risk([1.0], 1, [0.1], samples=2, noise=0.1, runs=1, beta2=1.0), "beta2"),
+    (lambda: bs.best_lr([0.1, 0.2, 0.3], [1.0, 2.0, 3.0]), "end of the grid"),
+    (lambda: bs.best_lr([1.0, 0.5, 0.1], [2.0, 1.0, 2.0]), "strictly increasing"),
+    (lambda: bs.second_moment_step(0.1, [1.0, 2.0], 1, torch.ones(3, dtype=F64)),
+     "must end in the dimension"),
+    (lambda: bs.large_batch_threshold(torch.tensor([10.0, 9.9, 9.9], dtype=F64), 100), "batch must exceed"),
+    (lambda: bs.marchenko_pastur("1"), "q must be a real number"),
+])
+def test_validation(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_numpy_scalars_are_accepted():
+    assert bs.isotropic_ms_threshold(np.int64(5), np.int32(3)) == pytest.approx(6 / 9)
+
+
+# --------------------------------------------------------------------------------------------------
+# The kernel (Triton's interpreter on the CPU; see the root conftest)
+# --------------------------------------------------------------------------------------------------
+
+#: Where the kernel runs: the CPU (Triton's interpreter) or "cuda" (compiled; ``make gpu-check``).
+KERNEL_DEVICE = torch.device(os.environ.get("THEORYLAB_KERNEL_DEVICE", "cpu"))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("runs, steps, batch, d, burn", [(3, 5, 3, 7, 1), (2, 4, 1, 19, 0), (1, 3, 5, 33, 2)])
+def test_kernel_matches_reference_on_odd_shapes(runs, steps, batch, d, burn):
+    from theorylab.kernels import sgd_log_norms, sgd_log_norms_reference
+    gen = torch.Generator().manual_seed(runs * 100 + d)
+    lam = torch.rand(d, generator=gen) + 0.5
+    lrs = torch.tensor([0.05, 0.3, 1.5])                          # the last one diverges
+    e0 = torch.randn(runs, d, generator=gen)
+    X = torch.randn(runs, steps, batch, d, generator=gen)
+    on = [t.to(KERNEL_DEVICE) for t in (lam, lrs, e0, X)]
+    got, got_e = sgd_log_norms(*on[:3], steps=steps, batch=batch, burn_in=burn, X=on[3], backend="triton")
+    got, got_e = got.cpu(), got_e.cpu()
+    want, want_e = sgd_log_norms_reference(lam, lrs, e0, steps=steps, batch=batch, burn_in=burn, X=X)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_e, want_e, rtol=1e-4, atol=1e-5)
+    assert (got[2] > 0).all()                                      # measured, not overflowed
+    # float64 library path on the same data agrees to float32 rounding
+    lib = torch.empty_like(want)
+    for r in range(runs):
+        e = e0[r].double() / e0[r].double().norm()
+        for k, lr in enumerate(lrs.tolist()):
+            v, acc = e.clone(), 0.0
+            for t in range(steps):
+                x = X[r, t].double() * lam.double().sqrt()
+                v = v - lr / batch * x.T @ (x @ v)
+                n = v.norm()
+                acc += n.log().item() if t >= burn else 0.0
+                v = v / n
+            lib[k, r] = acc / (steps - burn)
+    torch.testing.assert_close(got, lib, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.kernel
+def test_kernel_generated_data_is_gaussian_in_distribution():
+    """Philox batches: with a small step the growth rate of log‖e‖ is −η uᵀΣu per step to first order, so
+    Σ = λI gives −ηλ (plus O(η²)); compare the mean over runs with that."""
+    from theorylab.kernels import sgd_log_norms
+    lam = torch.full((5,), 2.0)
+    e0 = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    rates, _ = sgd_log_norms(lam.to(KERNEL_DEVICE), torch.tensor([0.01], device=KERNEL_DEVICE),
+                             e0.to(KERNEL_DEVICE), steps=20, batch=1, seed=7, backend="triton")
+    rates = rates.cpu()
+    eta = 0.01
+    # second-order terms: ½η²E‖H₁u‖² − η²E(uᵀH₁u)² = η²λ²((d + 2)/2 − 3) ≈ 2·10⁻⁴; the mean over 8 runs of
+    # 20 steps has a standard error of about 2·10⁻³ (the per-step log factor has s.d. ≈ √2 ηλ)
+    assert rates.mean().item() == pytest.approx(-eta * 2.0, abs=0.008)
+    assert rates.std().item() > 0                                   # the runs see different data
+
+
+def test_kernel_validates():
+    from theorylab.kernels import sgd_log_norms
+    lam, e0 = torch.ones(3), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="X must have shape"):
+        sgd_log_norms(lam, torch.tensor([0.1]), e0, steps=4, batch=2, X=torch.ones(2, 4, 2, 5))
+    with pytest.raises(ValueError, match="lrs must be positive"):
+        sgd_log_norms(lam, torch.tensor([-0.1]), e0, steps=4, batch=2)
+    with pytest.raises(ValueError, match="burn_in"):
+        sgd_log_norms(lam, torch.tensor([0.1]), e0, steps=4, batch=2, burn_in=4)
+
+
+def test_bench_batch_sgd_grid_on_cpu(monkeypatch):
+    import time
+
+    import triton.testing
+
+    from theorylab.kernels import bench
+
+    def do_bench(fn):
+        start = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - start)
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    monkeypatch.setattr(torch, "compile", lambda fn: fn)
+    result = bench.bench_batch_sgd_grid(2, 3, 4, 2, 5, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-4 and result["flops"] == 4 * 2 * 5 * 2 * 3 * 4

@@ -1,0 +1,530 @@
+"""Learning rates as a function of batch size (chapter 7, Granziol, Zohren & Roberts).
+
+The mini-batch Hessian of least squares, ``H_B = (1/B) Σ_{i≤B} x_i x_iᵀ`` with ``x ~ N(0, Σ)``, is a
+Wishart matrix: its spectrum follows the Marchenko–Pastur law of ratio ``q = d/B``
+(:func:`marchenko_pastur`), and a spike of Σ becomes an outlier above the BBP threshold
+(:func:`spike_outlier`). Linearised SGD on online Gaussian least squares,
+``e ← (I − η H_B) e``, is stable in mean square iff ``Σ_k ηλ_k / (2 − η(1 + 1/B)λ_k) < B``
+(:func:`ms_threshold`, :func:`ms_rate`); :func:`lyapunov_exponents` measures the typical
+(almost-sure) growth rate by simulation, and :func:`sgd_risk`, :func:`expected_sgd_risk` and
+:func:`rmsprop_risk` give the excess risk after a fixed sample budget, for the best-learning-rate
+sweeps.
+
+Conventions: the loss is ``½ E (xᵀw − y)²``, so its Hessian is Σ and gradient descent is stable for
+``η < 2/λ_max``. Eigenvalues of Σ are given as a 1-D tensor ``eigenvalues`` [d] (Σ is diagonal in its
+eigenbasis; nothing below depends on the basis). Everything is float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .seeding import make_generator, resolve_seed
+from .utils.validation import check_int, check_real, check_tensor
+
+__all__ = ["MarchenkoPastur", "marchenko_pastur", "wigner_edge", "spike_outlier", "bbp_batch",
+           "outlier_learning_rate", "batch_hessian_eigenvalues", "subsample_top_eigenvalue",
+           "additive_top_eigenvalue", "second_moment_step", "ms_rate", "ms_threshold",
+           "isotropic_ms_threshold", "small_batch_threshold", "large_batch_threshold",
+           "frozen_rmsprop_threshold", "lyapunov_exponents",
+           "expected_sgd_risk", "sgd_risk", "rmsprop_risk", "best_lr", "loglog_slope",
+           "tracy_widom_edge"]
+
+DTYPE = torch.float64
+#: Mean of the Tracy–Widom (β = 1) law, the finite-size shift of a real Wishart's top eigenvalue.
+TW1_MEAN = -1.2065
+
+
+def _eigenvalues(value) -> torch.Tensor:
+    lam = check_tensor("eigenvalues", value, ndim=1, dtype=DTYPE)
+    if (lam <= 0).any():
+        raise ValueError(f"eigenvalues must be positive, got a minimum of {lam.min().item():.4g}")
+    return lam
+
+
+def _batch(value, name="batch") -> int:
+    return check_int(name, value, low=1)
+
+
+def _lrs(value) -> torch.Tensor:
+    lrs = check_tensor("lrs", value, dtype=DTYPE)
+    if lrs.ndim > 1:
+        raise ValueError(f"lrs must be a number or a 1-D list of learning rates, got shape {list(lrs.shape)}")
+    lrs = lrs.reshape(-1)
+    if (lrs <= 0).any():
+        raise ValueError(f"lrs must be positive, got a minimum of {lrs.min().item():.4g}")
+    return lrs
+
+
+# --------------------------------------------------------------------------------------------------
+# Random-matrix laws
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MarchenkoPastur:
+    """The Marchenko–Pastur law of ratio ``q = d/B`` (unit variance): the limit spectrum of
+    ``(1/B) Xᵀ X`` for ``X`` [B, d] with i.i.d. N(0, 1) entries.
+
+    Attributes
+    ----------
+    q : float
+    lower, upper : float
+        Edges of the continuous part, ``(1 ∓ √q)²``.
+    atom : float
+        Mass at 0, ``max(0, 1 − 1/q)`` (the ``d − B`` zero eigenvalues when ``B < d``).
+    mean, variance : float
+        ``1`` and ``q``.
+    """
+
+    q: float
+    lower: float
+    upper: float
+    atom: float
+    mean: float
+    variance: float
+
+    def density(self, x) -> torch.Tensor:
+        """Density of the continuous part at ``x`` (any shape; it integrates to ``1 − atom``)."""
+        x = torch.as_tensor(x, dtype=DTYPE)
+        inside = (x > self.lower) & (x < self.upper)
+        root = torch.sqrt(((self.upper - x) * (x - self.lower)).clamp_min(0))
+        out = root / (2 * math.pi * self.q * x.clamp_min(1e-300))
+        return torch.where(inside, out, torch.zeros_like(out))
+
+    def cdf(self, x, *, grid: int = 4001) -> torch.Tensor:
+        """Distribution function at ``x`` (atom included), by the trapezoidal rule on a grid in the
+        variable ``θ`` of ``x = (1 + q − 2√q cos θ)`` where the density has no singular edge."""
+        x = torch.as_tensor(x, dtype=DTYPE)
+        theta = torch.linspace(0, math.pi, grid, dtype=DTYPE)
+        s = math.sqrt(self.q)
+        xs = 1 + self.q - 2 * s * torch.cos(theta)
+        # dx = 2√q sin θ dθ and √((b − x)(x − a)) = 2√q sin θ
+        integrand = (2 * s * torch.sin(theta)) ** 2 / (2 * math.pi * self.q * xs.clamp_min(1e-300))
+        cum = torch.cat([torch.zeros(1, dtype=DTYPE),
+                         torch.cumsum((integrand[1:] + integrand[:-1]) / 2 * (theta[1] - theta[0]), 0)])
+        idx = torch.searchsorted(xs, x.reshape(-1).clamp(self.lower, self.upper))
+        idx = idx.clamp(1, grid - 1)
+        x0, x1, c0, c1 = xs[idx - 1], xs[idx], cum[idx - 1], cum[idx]
+        frac = ((x.reshape(-1).clamp(self.lower, self.upper) - x0) / (x1 - x0).clamp_min(1e-300)).clamp(0, 1)
+        cont = (c0 + frac * (c1 - c0)) * (1 - self.atom) / cum[-1]
+        out = self.atom * (x.reshape(-1) >= 0) + cont
+        return out.reshape(x.shape)
+
+
+def marchenko_pastur(q) -> MarchenkoPastur:
+    """The Marchenko–Pastur law of ratio ``q = d/B > 0`` (see :class:`MarchenkoPastur`)."""
+    q = check_real("q", q, low=0, low_open=True)
+    s = math.sqrt(q)
+    return MarchenkoPastur(q, (1 - s) ** 2, (1 + s) ** 2, max(0.0, 1 - 1 / q), 1.0, q)
+
+
+def wigner_edge(q) -> float:
+    """Right edge ``1 + 2√q`` of a semicircle of mean 1 and variance ``q``: the additive-noise picture
+    of a batch Hessian with the same spectral variance as the Wishart one."""
+    q = check_real("q", q, low=0)
+    return 1 + 2 * math.sqrt(q)
+
+
+def tracy_widom_edge(d, batch) -> float:
+    """Expected top eigenvalue of ``(1/B) Xᵀ X``, ``X`` [B, d] standard Gaussian, to the order of the
+    Tracy–Widom fluctuations: ``(μ + TW₁-mean·σ)/B`` with Johnstone's centring
+    ``μ = (√(B − ½) + √(d − ½))²`` and scale ``σ = (√(B − ½) + √(d − ½))(1/√(B − ½) + 1/√(d − ½))^{1/3}``."""
+    d, batch = check_int("d", d, low=2), check_int("batch", batch, low=2)
+    a, b = math.sqrt(batch - 0.5), math.sqrt(d - 0.5)
+    mu = (a + b) ** 2
+    sigma = (a + b) * (1 / a + 1 / b) ** (1 / 3)
+    return (mu + TW1_MEAN * sigma) / batch
+
+
+def spike_outlier(theta, q) -> tuple[float, float]:
+    """Top eigenvalue of the batch Hessian for ``Σ = I + θ u uᵀ`` in the limit ``d, B → ∞``, ``d/B = q``,
+    and the squared overlap ``|⟨v₁, u⟩|²`` of its eigenvector with the spike.
+
+    Above the BBP threshold (``q < θ²``): the outlier ``(1 + θ)(1 + q/θ)`` with overlap
+    ``(1 − q/θ²)/(1 + q/θ)``. Below it: the bulk edge ``(1 + √q)²`` and overlap 0.
+    """
+    theta = check_real("theta", theta, low=0, low_open=True)
+    q = check_real("q", q, low=0)
+    if q < theta**2:
+        return (1 + theta) * (1 + q / theta), (1 - q / theta**2) / (1 + q / theta)
+    return (1 + math.sqrt(q)) ** 2, 0.0
+
+
+def bbp_batch(theta, d) -> float:
+    """The batch size ``d/θ²`` above which a spike ``θ`` of Σ makes an outlier of ``H_B``."""
+    theta = check_real("theta", theta, low=0, low_open=True)
+    d = check_int("d", d, low=1)
+    return d / theta**2
+
+
+def outlier_learning_rate(theta, d, batch) -> float:
+    """The per-batch learning-rate limit ``2/λ₁(H_B)`` predicted by :func:`spike_outlier` for
+    ``Σ = I + θ u uᵀ`` in dimension ``d``: ``(2/(1 + θ))/(1 + B_c/B)`` with ``B_c = d/θ`` above BBP."""
+    d, batch = check_int("d", d, low=1), _batch(batch)
+    top, _ = spike_outlier(theta, d / batch)
+    return 2 / top
+
+
+# --------------------------------------------------------------------------------------------------
+# Batch-Hessian spectra
+# --------------------------------------------------------------------------------------------------
+
+def batch_hessian_eigenvalues(eigenvalues, batch, draws, *, seed=None, spike_overlap=False):
+    """Spectra of ``draws`` independent batch Hessians ``H_B = (1/B) Σ_{i≤B} x_i x_iᵀ``,
+    ``x ~ N(0, diag(eigenvalues))``.
+
+    Parameters
+    ----------
+    eigenvalues : tensor [d]
+        Eigenvalues of Σ (positive).
+    batch : int
+        Batch size ``B``.
+    draws : int
+        Number of independent batches.
+    seed : int or torch.Generator, optional
+    spike_overlap : bool
+        Also return ``|⟨v₁, e₁⟩|²``, the squared overlap of each top eigenvector with the first axis.
+
+    Returns
+    -------
+    spectra : tensor [draws, d]
+        Eigenvalues in decreasing order (``d − B`` of them exactly 0 when ``B < d``).
+    overlap : tensor [draws]
+        Only with ``spike_overlap=True``.
+    """
+    lam = _eigenvalues(eigenvalues)
+    batch, draws = _batch(batch), check_int("draws", draws, low=1)
+    gen = _gen(seed, "batchsize.batch_hessian_eigenvalues")
+    d = lam.numel()
+    X = torch.randn(draws, batch, d, generator=gen, dtype=DTYPE) * lam.sqrt()
+    if batch < d:        # the non-zero eigenvalues are those of the B×B Gram matrix
+        vals, vecs = torch.linalg.eigh(X @ X.transpose(1, 2) / batch)
+        spectra = torch.cat([vals.flip(-1), torch.zeros(draws, d - batch, dtype=DTYPE)], dim=1)
+        top = X.transpose(1, 2) @ vecs[:, :, -1:]          # [draws, d, 1]: Xᵀu ∝ v₁
+        top = top[:, :, 0] / top[:, :, 0].norm(dim=1, keepdim=True)
+    else:
+        vals, vecs = torch.linalg.eigh(X.transpose(1, 2) @ X / batch)
+        spectra, top = vals.flip(-1), vecs[:, :, -1]
+    if spike_overlap:
+        return spectra, top[:, 0] ** 2
+    return spectra
+
+
+def subsample_top_eigenvalue(X, batch, draws, *, seed=None) -> torch.Tensor:
+    """Top eigenvalue of ``(1/B) X_Iᵀ X_I`` for ``draws`` index sets ``I`` of size ``B`` drawn without
+    replacement from the ``n`` rows of the fixed data ``X`` [n, d]. Returns a tensor [draws]."""
+    X = check_tensor("X", X, ndim=2, dtype=DTYPE)
+    n = X.shape[0]
+    batch, draws = check_int("batch", batch, low=1, high=n), check_int("draws", draws, low=1)
+    gen = _gen(seed, "batchsize.subsample_top_eigenvalue")
+    out = torch.empty(draws, dtype=DTYPE)
+    for k in range(draws):
+        rows = X[torch.randperm(n, generator=gen)[:batch]]
+        gram = rows @ rows.T if batch < X.shape[1] else rows.T @ rows
+        out[k] = torch.linalg.eigvalsh(gram / batch)[-1]
+    return out
+
+
+def additive_top_eigenvalue(beta, sigma, size, batch, draws, *, seed=None) -> torch.Tensor:
+    """Top eigenvalue of the additive (Wigner) model ``β e₁e₁ᵀ + s·W/√P`` with ``W`` a GOE matrix
+    [P, P] (off-diagonal variance 1) and ``s² = Pσ²/B``: the semicircle of radius ``2s`` plus a spike.
+
+    Theory: ``β + s²/β`` when ``β > s`` (above BBP, ``B > Pσ²/β²``), else the edge ``2s``.
+    Returns a tensor [draws].
+    """
+    beta = check_real("beta", beta, low=0)
+    sigma = check_real("sigma", sigma, low=0, low_open=True)
+    size, batch, draws = check_int("size", size, low=2), _batch(batch), check_int("draws", draws, low=1)
+    gen = _gen(seed, "batchsize.additive_top_eigenvalue")
+    s = math.sqrt(size * sigma**2 / batch)
+    A = torch.randn(draws, size, size, generator=gen, dtype=DTYPE)
+    W = (A + A.transpose(1, 2)) / math.sqrt(2)
+    M = s * W / math.sqrt(size)
+    M[:, 0, 0] += beta
+    return torch.linalg.eigvalsh(M)[:, -1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Mean-square stability of linearised SGD on online Gaussian least squares
+# --------------------------------------------------------------------------------------------------
+
+def second_moment_step(lr, eigenvalues, batch, s, *, noise=0.0) -> torch.Tensor:
+    """One step of the second moment of linearised SGD, for diagonal ``S = diag(s)``:
+    ``E[(I − ηH_B) S (I − ηH_B)] + η²σ²Σ/B``, whose diagonal is
+
+    ``s'_k = (1 − 2ηλ_k + η²(1 + 1/B)λ_k²) s_k + (η²/B) λ_k Σ_j λ_j s_j + η²σ²λ_k/B``
+
+    (Gaussian fourth moments: ``E[H_B S H_B] = (1 + 1/B) ΣSΣ + (1/B) tr(ΣS) Σ``). ``s`` may be [d] or
+    [..., d] (any leading shape, broadcast against ``lr`` of shape [...] or a number); ``noise`` is the
+    label-noise standard deviation σ. Returns a tensor shaped like ``s``.
+    """
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    noise = check_real("noise", noise, low=0)
+    s = check_tensor("s", s, dtype=DTYPE)
+    if s.ndim == 0 or s.shape[-1] != lam.numel():
+        raise ValueError(f"s must end in the dimension d = {lam.numel()} of the eigenvalues, "
+                         f"got shape {list(s.shape)}")
+    lr = torch.as_tensor(lr, dtype=DTYPE)
+    if (lr <= 0).any():
+        raise ValueError("lr must be positive")
+    eta = lr[..., None]
+    diag = 1 - 2 * eta * lam + eta**2 * (1 + 1 / batch) * lam**2
+    return diag * s + eta**2 / batch * lam * ((s * lam).sum(-1, keepdim=True) + noise**2)
+
+
+def ms_rate(lr, eigenvalues, batch) -> float:
+    """Spectral radius ``ρ`` of the second-moment map of linearised SGD (learning rate ``lr``, batch
+    ``batch``, covariance eigenvalues ``eigenvalues``): ``E‖e_t‖²`` grows like ``ρ^t``.
+
+    The map leaves diagonal matrices invariant, acting there as ``D + (η²/B) λλᵀ`` (a symmetric
+    non-negative matrix); off-diagonal entries are multiplied by factors no larger than its diagonal
+    (Cauchy–Schwarz), so ``ρ`` is the top eigenvalue of that d×d matrix.
+    """
+    lr = check_real("lr", lr, low=0, low_open=True)
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    diag = 1 - 2 * lr * lam + lr**2 * (1 + 1 / batch) * lam**2
+    M = torch.diag(diag) + lr**2 / batch * torch.outer(lam, lam)
+    return torch.linalg.eigvalsh(M)[-1].item()
+
+
+def ms_threshold(eigenvalues, batch) -> float:
+    """The exact mean-square stability threshold of linearised SGD on online Gaussian least squares:
+    the ``η`` solving ``Σ_k ηλ_k / (2 − η(1 + 1/B)λ_k) = B`` in ``(0, 2/((1 + 1/B)λ_max))``.
+
+    The left side increases from 0 to +∞ on that interval, so the root is unique; bisection runs until
+    the bracket cannot shrink in float64 (exact to rounding).
+    """
+    lam = _eigenvalues(eigenvalues).numpy()
+    batch = _batch(batch)
+    c = 1 + 1 / batch
+    lo, hi = 0.0, 2 / (c * lam.max())
+
+    def excess(eta):
+        return float(np.sum(eta * lam / (2 - eta * c * lam))) - batch
+
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            return lo
+        if excess(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+
+
+def small_batch_threshold(eigenvalues, batch) -> float:
+    """First-order small-batch expansion of :func:`ms_threshold`:
+    ``(2B/tr Σ)(1 − (B + 1) tr(Σ²)/(tr Σ)²)``, accurate when ``B tr(Σ²)/(tr Σ)² ≪ 1``."""
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    t1, t2 = lam.sum().item(), (lam**2).sum().item()
+    return 2 * batch / t1 * (1 - (batch + 1) * t2 / t1**2)
+
+
+def large_batch_threshold(eigenvalues, batch) -> float:
+    """Large-batch expansion of :func:`ms_threshold`: ``(2/λ₁)/(1 + 1/B + 1/(B − R))`` with
+    ``R = Σ_{k>1} λ_k/(λ₁ − λ_k)``, valid for ``B ≫ R`` and a simple top eigenvalue ``λ₁``."""
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    lam = lam.sort(descending=True).values
+    rest = (lam[1:] / (lam[0] - lam[1:])).sum().item() if lam.numel() > 1 else 0.0
+    if lam.numel() > 1 and lam[1] >= lam[0]:
+        raise ValueError("large_batch_threshold needs a simple top eigenvalue")
+    if batch <= rest:
+        raise ValueError(f"batch must exceed R = {rest:.4g} for the large-batch expansion, got {batch}")
+    return 2 / lam[0].item() / (1 + 1 / batch + 1 / (batch - rest))
+
+
+def isotropic_ms_threshold(d, batch) -> float:
+    """Closed form of :func:`ms_threshold` for ``Σ = I_d``: ``2B/(d + B + 1)``."""
+    d, batch = check_int("d", d, low=1), _batch(batch)
+    return 2 * batch / (d + batch + 1)
+
+
+def frozen_rmsprop_threshold(eigenvalues, batch, noise) -> float:
+    """Mean-square threshold of RMSprop with its second moment frozen at the minimum of noisy least
+    squares, ``v_k = σ²λ_k/B``: preconditioned SGD, equivalent to SGD with learning rate ``η√B/σ`` on
+    covariance ``Σ^{1/2}``, so the threshold is ``σ · ms_threshold(√λ, B)/√B``."""
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    noise = check_real("noise", noise, low=0, low_open=True)
+    return noise * ms_threshold(lam.sqrt(), batch) / math.sqrt(batch)
+
+
+# --------------------------------------------------------------------------------------------------
+# Simulations
+# --------------------------------------------------------------------------------------------------
+
+def _gen(seed, name):
+    if isinstance(seed, torch.Generator):
+        return seed
+    return make_generator(resolve_seed(seed, name))
+
+
+def lyapunov_exponents(eigenvalues, batch, lrs, *, runs, steps, burn_in=0, seed=None) -> torch.Tensor:
+    """Growth rates of ``log‖e_t‖`` per step for linearised SGD ``e ← e − (η/B) Σ_i x_i x_iᵀ e`` on
+    online Gaussian least squares (no label noise), one per learning rate and run.
+
+    All learning rates share the same batches (common random numbers); each run starts from its own
+    random unit vector. The iterate is renormalised every step and the log-norms accumulated, so
+    diverging runs are measured, never overflowed.
+
+    Parameters
+    ----------
+    eigenvalues : tensor [d]
+    batch : int
+    lrs : tensor [L] (or a number)
+    runs, steps : int
+    burn_in : int
+        Steps discarded before the growth is averaged (transient of the start).
+
+    Returns
+    -------
+    tensor [L, runs]
+        ``(log‖e_T‖ − log‖e_burn‖)/(T − burn)`` per run.
+    """
+    lam = _eigenvalues(eigenvalues)
+    batch, lrs = _batch(batch), _lrs(lrs)
+    runs, steps = check_int("runs", runs, low=1), check_int("steps", steps, low=1)
+    burn_in = check_int("burn_in", burn_in, low=0, high=steps - 1)
+    device = eigenvalues.device if isinstance(eigenvalues, torch.Tensor) else torch.device("cpu")
+    gen = seed if isinstance(seed, torch.Generator) else make_generator(
+        resolve_seed(seed, "batchsize.lyapunov_exponents"), device=device)
+    lam, lrs = lam.to(device), lrs.to(device)
+    d, L = lam.numel(), lrs.numel()
+    root = lam.sqrt()
+    e = torch.randn(runs, d, generator=gen, dtype=DTYPE, device=device)
+    e = (e / e.norm(dim=1, keepdim=True)).expand(L, runs, d).clone()
+    log_norm = torch.zeros(L, runs, dtype=DTYPE, device=device)
+    scale = (lrs / batch)[:, None, None]
+    for t in range(steps):
+        x = torch.randn(runs, batch, d, generator=gen, dtype=DTYPE, device=device) * root
+        r = torch.einsum("lrd,rbd->lrb", e, x)
+        e = e - scale * torch.einsum("lrb,rbd->lrd", r, x)
+        norm = e.norm(dim=2)
+        e = e / norm[..., None]
+        if t >= burn_in:
+            log_norm += norm.log()
+    return (log_norm / (steps - burn_in)).cpu()
+
+
+def expected_sgd_risk(eigenvalues, batch, lrs, *, samples, noise, init=1.0) -> torch.Tensor:
+    """Exact expected excess risk ``½ E[eᵀΣe]`` of online SGD on noisy Gaussian least squares after a
+    budget of ``samples`` samples (``samples // batch`` steps), from ``E[e₀e₀ᵀ] = init·I``, by iterating
+    :func:`second_moment_step` on the diagonal second moment. Returns a tensor [L] (one per ``lrs``;
+    ``inf`` where it overflows)."""
+    lam = _eigenvalues(eigenvalues)
+    batch, lrs = _batch(batch), _lrs(lrs)
+    samples = check_int("samples", samples, low=batch)
+    noise = check_real("noise", noise, low=0)
+    init = check_real("init", init, low=0)
+    eta = lrs[:, None]
+    diag = 1 - 2 * eta * lam + eta**2 * (1 + 1 / batch) * lam**2
+    rank_one = eta**2 / batch * lam
+    s = torch.full((lrs.numel(), lam.numel()), init, dtype=DTYPE)
+    with np.errstate(over="ignore"):
+        for _ in range(samples // batch):
+            s = diag * s + rank_one * ((s * lam).sum(-1, keepdim=True) + noise**2)
+    risk = 0.5 * (s * lam).sum(-1)
+    return torch.where(torch.isfinite(risk), risk, torch.full_like(risk, math.inf))
+
+
+def _risk_problem(lam, runs, gen):
+    d = lam.numel()
+    w_star = torch.randn(runs, d, generator=gen, dtype=DTYPE)   # e₀ = w₀ − w* = −w*
+    return -w_star
+
+
+def sgd_risk(eigenvalues, batch, lrs, *, samples, noise, runs, seed=None) -> torch.Tensor:
+    """Simulated excess risk ``½ eᵀΣe`` of online SGD on noisy least squares (``y = xᵀw* + σξ``,
+    ``w* ~ N(0, I)``, ``w₀ = 0``) after ``samples // batch`` steps. All learning rates share the same
+    data (common random numbers). Returns a tensor [L, runs]."""
+    lam = _eigenvalues(eigenvalues)
+    batch, lrs = _batch(batch), _lrs(lrs)
+    samples, runs = check_int("samples", samples, low=batch), check_int("runs", runs, low=1)
+    noise = check_real("noise", noise, low=0)
+    gen = _gen(seed, "batchsize.sgd_risk")
+    root = lam.sqrt()
+    e = _risk_problem(lam, runs, gen).expand(lrs.numel(), -1, -1).clone()
+    scale = (lrs / batch)[:, None, None]
+    for _ in range(samples // batch):
+        x = torch.randn(runs, batch, lam.numel(), generator=gen, dtype=DTYPE) * root
+        xi = noise * torch.randn(runs, batch, generator=gen, dtype=DTYPE)
+        r = torch.einsum("lrd,rbd->lrb", e, x) - xi
+        e = e - scale * torch.einsum("lrb,rbd->lrd", r, x)
+    return 0.5 * (e**2 * lam).sum(-1)
+
+
+def rmsprop_risk(eigenvalues, batch, lrs, *, samples, noise, runs, beta2, eps=1e-12,
+                 seed=None) -> torch.Tensor:
+    """Simulated excess risk of online RMSprop (no momentum, bias-corrected second moment
+    ``v ← β₂v + (1 − β₂)g²``, step ``η g/(√v̂ + ε)``) on the problem of :func:`sgd_risk`, after
+    ``samples // batch`` steps. ``beta2`` in [0, 1). Returns a tensor [L, runs]; a run that overflows
+    gets ``inf``."""
+    lam = _eigenvalues(eigenvalues)
+    batch, lrs = _batch(batch), _lrs(lrs)
+    samples, runs = check_int("samples", samples, low=batch), check_int("runs", runs, low=1)
+    noise = check_real("noise", noise, low=0)
+    beta2 = check_real("beta2", beta2, low=0, high=1, high_open=True)
+    eps = check_real("eps", eps, low=0)
+    gen = _gen(seed, "batchsize.rmsprop_risk")
+    root = lam.sqrt()
+    e = _risk_problem(lam, runs, gen).expand(lrs.numel(), -1, -1).clone()
+    v = torch.zeros_like(e)
+    eta = lrs[:, None, None]
+    for t in range(1, samples // batch + 1):
+        x = torch.randn(runs, batch, lam.numel(), generator=gen, dtype=DTYPE) * root
+        xi = noise * torch.randn(runs, batch, generator=gen, dtype=DTYPE)
+        r = torch.einsum("lrd,rbd->lrb", e, x) - xi
+        g = torch.einsum("lrb,rbd->lrd", r, x) / batch
+        v = beta2 * v + (1 - beta2) * g**2
+        e = e - eta * g / ((v / (1 - beta2**t)).sqrt() + eps)
+    risk = 0.5 * (e**2 * lam).sum(-1)
+    return torch.where(torch.isfinite(risk), risk, torch.full_like(risk, math.inf))
+
+
+def best_lr(lrs, risks) -> float:
+    """The learning rate minimising ``risks`` [L] (or [L, runs]: the mean of ``log risk`` over runs),
+    refined by a parabola through the best point of a log-spaced grid and its two neighbours (in
+    ``log η``). The grid ``lrs`` must be increasing; a minimum at either end raises ``ValueError``."""
+    lrs = _lrs(lrs)
+    if lrs.numel() < 3 or (lrs[1:] <= lrs[:-1]).any():
+        raise ValueError("lrs must be a strictly increasing grid of at least 3 learning rates")
+    risks = check_tensor("risks", risks, dtype=DTYPE, finite=False)
+    if risks.shape[0] != lrs.numel():
+        raise ValueError(f"risks must have {lrs.numel()} rows, one per learning rate, "
+                         f"got {list(risks.shape)}")
+    score = risks.log()
+    if score.ndim == 2:
+        score = score.mean(1)
+    score = torch.where(torch.isnan(score), torch.full_like(score, math.inf), score)
+    k = int(torch.argmin(score))
+    if k in (0, lrs.numel() - 1):
+        raise ValueError(f"the best learning rate is at the end of the grid ({lrs[k].item():.4g}); widen it")
+    x = lrs[k - 1:k + 2].log()
+    y = score[k - 1:k + 2]
+    denom = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
+    a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / denom
+    b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / denom
+    if a <= 0:
+        return lrs[k].item()
+    return math.exp((-b / (2 * a)).clamp(x[0], x[2]).item())
+
+
+def loglog_slope(batches, values) -> float:
+    """Least-squares slope of ``log values`` against ``log batches`` (both 1-D, same length ≥ 2)."""
+    b = check_tensor("batches", batches, ndim=1, dtype=DTYPE)
+    v = check_tensor("values", values, ndim=1, dtype=DTYPE)
+    if b.numel() != v.numel() or b.numel() < 2:
+        raise ValueError(f"batches and values must have the same length ≥ 2, got {b.numel()} and {v.numel()}")
+    if (b <= 0).any() or (v <= 0).any():
+        raise ValueError("batches and values must be positive")
+    x, y = b.log(), v.log()
+    x = x - x.mean()
+    return ((x * (y - y.mean())).sum() / (x * x).sum()).item()
