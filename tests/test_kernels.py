@@ -22,6 +22,8 @@ from theorylab.kernels import (
     use_triton,
 )
 
+pytestmark = pytest.mark.kernel
+
 #: Where the kernels run: the CPU (Triton's interpreter) or "cuda" (compiled; ``make gpu-check``).
 DEVICE = torch.device(os.environ.get("THEORYLAB_KERNEL_DEVICE", "cpu"))
 ON_GPU = DEVICE.type == "cuda"

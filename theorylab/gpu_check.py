@@ -4,8 +4,8 @@
 
 On a machine with a CUDA GPU, within ``--budget`` seconds (default 8 minutes) and in this order:
 
-1. the kernel-vs-reference tests (``tests/test_kernels.py``) compiled on the GPU
-   (``THEORYLAB_KERNEL_DEVICE=cuda``, no interpreter);
+1. the kernel-vs-reference tests (those marked ``kernel``: ``tests/test_kernels.py`` and each new kernel's
+   tests beside its topic's) compiled on the GPU (``THEORYLAB_KERNEL_DEVICE=cuda``, no interpreter);
 2. ``python -m theorylab.kernels.bench``: every kernel against torch eager and ``torch.compile`` of its
    reference, with the fraction of the memory-bandwidth or FLOP roofline;
 3. every chapter at ``THEORYLAB_SCALE=full`` (``python -m theorylab.reproduce NN``), one at a time,
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
 
     # 1. kernel tests on the GPU
     env = dict(base_env, THEORYLAB_KERNEL_DEVICE="cuda")
-    code, seconds, output = _run([sys.executable, "-m", "pytest", "-q", "tests/test_kernels.py"], env=env,
+    code, seconds, output = _run([sys.executable, "-m", "pytest", "-q", "-m", "kernel", "tests"], env=env,
                                  timeout=min(150, remaining()), log=out / "kernel-tests.log")
     failed |= code != 0
     lines += ["## 1. Kernel tests on the GPU", "", f"{_status(code)} in {seconds:.0f} s", "", "```",
