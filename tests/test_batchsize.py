@@ -226,22 +226,3 @@ def test_kernel_validates():
         sgd_log_norms(lam, torch.tensor([-0.1]), e0, steps=4, batch=2)
     with pytest.raises(ValueError, match="burn_in"):
         sgd_log_norms(lam, torch.tensor([0.1]), e0, steps=4, batch=2, burn_in=4)
-
-
-def test_bench_batch_sgd_grid_on_cpu(monkeypatch):
-    import time
-
-    import triton.testing
-
-    from theorylab.kernels import bench
-
-    def do_bench(fn):
-        start = time.perf_counter()
-        fn()
-        return 1e3 * (time.perf_counter() - start)
-
-    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
-    monkeypatch.setattr(torch, "compile", lambda fn: fn)
-    result = bench.bench_batch_sgd_grid(2, 3, 4, 2, 5, device="cpu")
-    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
-    assert result["max_rel_diff"] < 1e-4 and result["flops"] == 4 * 2 * 5 * 2 * 3 * 4

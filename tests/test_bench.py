@@ -74,3 +74,15 @@ def test_main_without_gpu_exits_zero(capsys):
         pytest.skip("a GPU is present")
     assert bench.main() == 0
     assert "no CUDA GPU" in capsys.readouterr().out
+
+
+def test_bench_batch_sgd_grid_on_cpu(cpu_timing):
+    result = bench.bench_batch_sgd_grid(2, 3, 4, 2, 5, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-4 and result["flops"] == 4 * 2 * 5 * 2 * 3 * 4
+
+
+def test_bench_collapse_directions_on_cpu(cpu_timing):
+    result = bench.bench_collapse_directions(37, 2, 20, device="cpu")
+    assert set(result["times_ms"]) == {"triton", "torch eager", "torch.compile"}
+    assert result["max_rel_diff"] < 1e-4 and result["flops"] == (2 + 20) * 37 * 20
