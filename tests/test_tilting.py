@@ -164,6 +164,23 @@ def test_svm_is_the_nearest_centroid_classifier_up_to_critical_C():
     assert margins.max() == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("n_neg,n_pos", [(30, 45), (40, 40)])
+def test_sharp_tilt_is_the_svm_just_above_critical_C(n_neg, n_pos):
+    X, y = two_blobs(n_neg, n_pos)
+    eps = 1e-4
+    st = tl.sharp_tilt(X, y, eps)
+    assert st.premise
+    W, b = tl.svm_path(X, y, [(1 + eps) * tl.critical_C(X, y)], tol=1e-12)
+    np.testing.assert_allclose(st.w, W[0], rtol=1e-8, atol=1e-10 * np.linalg.norm(W[0]))
+    assert abs(st.b - b[0]) <= 1e-7 * max(1.0, abs(b[0]))
+    assert abs(tl.deviation_angle(st.w, X, y) - st.theta_exact) <= 1e-12
+    assert 0 < st.theta_exact < st.theta_first_order <= st.theta_exact * (1 + eps + eps**2 / 12)
+    # a huge step lets other points reach the margin: the two-point solution is no longer the SVM
+    assert not tl.sharp_tilt(X, y, 10.0).premise
+    with pytest.raises(ValueError, match="eps"):
+        tl.sharp_tilt(X, y, 0.0)
+
+
 def test_nc_angle_rounding_bound_covers_a_weighted_sum_parallel_to_j_minus_i():
     X, y = two_blobs(25, 60, d=9, seed=6)
     X = X * 1e3 + 5e3                      # an offset larger than ‖j − i‖: the sums cancel

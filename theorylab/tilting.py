@@ -37,7 +37,8 @@ __all__ = [
     "nearest_centroid_normal", "nearest_centroid_classifier", "deviation_angle", "signed_distance",
     "adversarial_distance", "error_distance", "error_rate", "projected_images", "mirror_images",
     "tilted_classifier", "fgsm_threshold", "replicate_pixels", "plane_data", "digits_split",
-    "digit_pair", "flip_labels", "critical_C", "nc_angle_rounding_bound", "svm_path", "classifier_statistics",
+    "digit_pair", "flip_labels", "critical_C", "sharp_tilt", "SharpTilt", "nc_angle_rounding_bound",
+    "svm_path", "classifier_statistics",
     "ClassifierStatistics", "float32_error_bound", "class_centroids", "within_class_covariance",
     "tilt_direction", "tilt_variance_ratio", "error_mass", "path_angles", "path_adversarial_distances",
     "mcnemar_counts", "mcnemar_z", "angle_dips", "float32_consistency",
@@ -436,6 +437,68 @@ def nc_angle_rounding_bound(X, y) -> float:
     eps_64 = 2.0 ** -53
     mean_abs = 0.5 * (np.abs(X[y < 0]).mean(axis=0) + np.abs(X[y > 0]).mean(axis=0))
     return float((n + 2) * eps_64 * 4 * np.linalg.norm(mean_abs) / np.linalg.norm(j - i) + (d + 8) * eps_64)
+
+
+@dataclass(frozen=True)
+class SharpTilt:
+    """The SVM just above ``C₀`` (:func:`sharp_tilt`).
+
+    Attributes
+    ----------
+    eps : the relative step, ``C = (1 + eps) C₀``.
+    phi : angle (radians) between ``Δ = p − q`` and ``j − i``, with ``p`` the point of J with the largest
+        ``a = (j − i)·x`` and ``q`` the point of I with the smallest.
+    theta_first_order : ``eps · cos φ · sin φ``, the first-order angle.
+    theta_exact : ``atan(eps cos φ sin φ / (1 + eps sin²φ))``, the exact angle of the two-point solution.
+    w, b : the two-point solution itself (normal and intercept).
+    premise : whether the two-point solution is the SVM (its KKT conditions hold: every other point has
+        ``y s ≤ 1`` and both free dual weights lie strictly inside ``(0, C c_k)``).
+    """
+
+    eps: float
+    phi: float
+    theta_first_order: float
+    theta_exact: float
+    w: np.ndarray
+    b: float
+    premise: bool
+
+
+def sharp_tilt(X, y, eps: float) -> SharpTilt:
+    """The class-balanced linear SVM at ``C = (1 + eps) C₀`` when only the two extreme points ``p``
+    (largest ``a`` in J) and ``q`` (smallest ``a`` in I) leave their upper bound.
+
+    At ``C₀`` every dual weight is at its bound ``C c_k``, ``c_k = n/(2 n_class)``, and ``p``, ``q`` sit
+    exactly on the margin. Just above, their weights drop by the same ``β`` (``Σ α_k y_k = 0``), so
+    ``w = (nC/2)(j − i) − β Δ`` with ``Δ = p − q``, and the margin conditions ``w·p + b = 1``,
+    ``w·q + b = −1`` give ``w·Δ = 2``, hence ``β = eps (nC₀/2)(j − i)·Δ / ‖Δ‖²``. The angle with
+    ``ẑ`` is then exactly ``atan(eps cos φ sin φ / (1 + eps sin²φ))`` and ``eps cos φ sin φ`` to first
+    order. ``premise`` says whether this is the SVM (no third point reaches the margin).
+    """
+    X, y = _data(X, y)
+    eps = check_real("eps", eps, low=0.0, low_open=True)
+    n = len(y)
+    i, j = class_centroids(X, y)
+    g = j - i
+    a = X @ g
+    pos, neg = np.flatnonzero(y > 0), np.flatnonzero(y < 0)
+    p_idx, q_idx = pos[np.argmax(a[pos])], neg[np.argmin(a[neg])]
+    delta = X[p_idx] - X[q_idx]
+    cos_phi = float(g @ delta / (np.linalg.norm(g) * np.linalg.norm(delta)))
+    phi = math.acos(min(1.0, max(-1.0, cos_phi)))
+    sin_phi = math.sin(phi)
+    C0 = critical_C(X, y)
+    C = (1.0 + eps) * C0
+    beta = eps * (n * C0 / 2) * float(g @ delta) / float(delta @ delta)
+    w = (n * C / 2) * g - beta * delta
+    b = float(1.0 - w @ X[p_idx])
+    margins = y * (X @ w + b)
+    others = np.ones(n, dtype=bool)
+    others[[p_idx, q_idx]] = False
+    upper = C * n / (2 * max(len(pos), len(neg)))       # the smaller of the two bounds C c_k
+    premise = bool(margins[others].max() <= 1.0 and 0.0 < beta < upper)
+    return SharpTilt(eps, phi, eps * cos_phi * sin_phi,
+                     math.atan(eps * cos_phi * sin_phi / (1.0 + eps * sin_phi**2)), w, b, premise)
 
 
 def svm_path(X, y, Cs, *, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
