@@ -199,3 +199,21 @@ def test_train_moments_on_diagonal_moments_is_train_population():
                               record_every=10)
     torch.testing.assert_close(a.encoder, b.encoder, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(a.final_encoder, b.final_encoder, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("objective", ["jepa", "mae"])
+def test_balanced_scalar_gradient_descent_is_matrix_gradient_descent(objective):
+    lam, rho = [1.5, 1.0, 0.7], [0.5, 1.0, 0.8]
+    kwargs = dict(depth=2, eps=0.05, lr=0.2, steps=300, record_every=7)
+    matrices = jepa.train_population(objective, lam, rho, init_noise=0.0, seed=0, **kwargs)
+    scalars = jepa.train_balanced(objective, lam, rho, **kwargs)
+    assert torch.equal(scalars.times, matrices.times)
+    assert torch.allclose(scalars.encoder, matrices.encoder, rtol=1e-12, atol=1e-15)
+    assert (scalars.encoder[-1] - scalars.encoder[0]).abs().min() > 1e-3     # it moved
+
+
+def test_train_balanced_validates():
+    with pytest.raises(ValueError, match="lr"):
+        jepa.train_balanced("jepa", [1.0], [0.5], depth=2, eps=0.01, lr=0.0, steps=10)
+    with pytest.raises(ValueError, match="steps"):
+        jepa.train_balanced("jepa", [1.0], [0.5], depth=2, eps=0.01, lr=0.1, steps=0)

@@ -1,8 +1,8 @@
 """Deep linear self-distillation (JEPA) versus reconstruction (MAE): per-feature dynamics (chapter 2).
 
-Setting: two views ``x, y ∈ R^d`` with diagonal second moments in one basis, ``E[x_i²] = s_i`` and
-``E[x_i y_i] = λ_i`` (the cross-covariance), and ``ρ_i = λ_i / s_i`` (the coefficient of the regression of
-``y_i`` on ``x_i``). An encoder ``W̄ = W_L ⋯ W_1`` (``d×d`` layers) and a predictor ``V`` are trained on
+Setting: two views ``x, y ∈ R^d`` with diagonal second moments in one basis, ``E[x_i y_i] = λ_i`` (the
+cross-covariance) and ``E[x_i²] = λ_i / ρ_i``, so ``ρ_i`` is the coefficient of the regression of
+``y_i`` on ``x_i``. An encoder ``W̄ = W_L ⋯ W_1`` (``d×d`` layers) and a predictor ``V`` are trained on
 
 * MAE:  ``½ E‖V W̄ x − y‖²``
 * JEPA: ``½ E‖V W̄ x − sg(W̄ y)‖²`` (``sg``: stop-gradient; the target uses the same encoder).
@@ -47,9 +47,17 @@ def _eps(eps) -> float:
     return check_real("eps", eps, low=0, high=1, low_open=True, high_open=True)
 
 
+def _vector(name, value) -> torch.Tensor:
+    """A number or a 1-D sequence of numbers as a float64 vector."""
+    value = check_tensor(name, value, dtype=torch.float64)
+    if value.ndim > 1:
+        raise ValueError(f"{name} must be a number or a 1-D sequence, got shape {list(value.shape)}")
+    return value.reshape(-1)
+
+
 def _features(lam, rho) -> tuple[torch.Tensor, torch.Tensor]:
-    lam = torch.as_tensor(lam, dtype=torch.float64).reshape(-1) if lam is not None else None
-    rho = torch.as_tensor(rho, dtype=torch.float64).reshape(-1)
+    lam = _vector("lam", lam) if lam is not None else None
+    rho = _vector("rho", rho)
     if lam is not None:
         if lam.shape != rho.shape:
             raise ValueError(f"lam and rho must have the same length, got {len(lam)} and {len(rho)}")
@@ -310,6 +318,32 @@ def train_population(objective: str, lam, rho, *, depth: int, eps: float, lr: fl
                 record_every=record_every)
 
 
+def train_balanced(objective: str, lam, rho, *, depth: int, eps: float, lr: float, steps: int,
+                   record_every: int = 1) -> Run:
+    """Gradient descent from the balanced, aligned start, one scalar per feature: ``u ← u + lr·u̇(u)``.
+
+    From ``W_a = V = ε^{1/L} I`` (:func:`train_population` with ``init_noise=0``) every layer and the
+    predictor receive the same gradient on feature ``i``, so they stay equal to ``u_i I`` and matrix
+    gradient descent computes exactly this Euler step of the ODE in the module docstring, at a cost of
+    O(d) per step instead of O(L d³). ``encoder`` records ``w̄ = u^L`` [T, n_features] (float64);
+    ``final_encoder`` and ``final_predictor`` are left empty. Time is ``lr × step``.
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    lr = check_real("lr", lr, low=0, low_open=True)
+    steps = check_int("steps", steps, low=1)
+    record_every = check_int("record_every", record_every, low=1)
+    lam_np, rho_np = lam.numpy(), rho.numpy()
+    u = np.full(len(lam_np), eps ** (1 / depth))
+    times, values = [0.0], [u**depth]
+    for step in range(1, steps + 1):
+        u = u + lr * _velocity(objective, u, lam_np, rho_np, depth)
+        if step % record_every == 0 or step == steps:
+            times.append(lr * step)
+            values.append(u**depth)
+    return Run(torch.tensor(times, dtype=torch.float64), torch.from_numpy(np.stack(values)))
+
+
 def train_moments(objective: str, Cxx, Cxy, *, depth: int, eps: float, lr: float, steps: int,
                   seed: int | None = None, init_noise: float = 0.0, record_every: int = 1) -> Run:
     """Gradient descent on the loss of given second moments ``Cxx = E[x xᵀ]`` and ``Cxy = E[x yᵀ]``
@@ -328,9 +362,9 @@ def train_moments(objective: str, Cxx, Cxy, *, depth: int, eps: float, lr: float
 
 
 def sample_views(n_samples: int, lam, rho, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two views of a latent signal: ``x_i = s_i + n_i``, ``y_i = s_i + n'_i`` with ``s_i ~ N(0, λ_i)`` and
-    independent noises of variance ``λ_i (1/ρ_i − 1)``, so ``E[x_i y_i] = λ_i`` and ``λ_i / E[x_i²] = ρ_i``
-    (``0 < ρ ≤ 1``). Returns ``x, y`` [n_samples, d]."""
+    """Two views of a latent signal (chapter 2's notation): ``x_i = z_i + ξ_i``, ``y_i = z_i + ξ'_i`` with
+    ``z_i ~ N(0, S_i)``, ``S_i = λ_i``, and independent noises of variance ``ν_i = λ_i (1/ρ_i − 1)``, so
+    ``E[x_i y_i] = λ_i`` and ``λ_i / E[x_i²] = ρ_i`` (``0 < ρ ≤ 1``). Returns ``x, y`` [n_samples, d]."""
     seed = resolve_seed(seed, "jepa.sample_views")
     lam, rho = _features(lam, rho)
     if not bool((rho <= 1).all()):
