@@ -325,8 +325,9 @@ def test_lyapunov_exponents_reject_bad_input(kwargs, match):
 # Training
 # ---------------------------------------------------------------------------------------------------
 
-def manual_sgd(model, X, y, lr, batch_size, steps, seed, clip):
-    """A plain autograd SGD loop with the documented sampling (with replacement) and clipping."""
+def manual_sgd(model, X, y, lr, batch_size, steps, seed, clip, clipped=None):
+    """A plain autograd SGD loop with the documented sampling (with replacement) and clipping; the steps
+    at which clipping acted are appended to ``clipped`` if given."""
     n = X.shape[0]
     indices = torch.randint(n, (steps, batch_size), generator=make_generator(seed))
     params = list(model.parameters())
@@ -336,6 +337,8 @@ def manual_sgd(model, X, y, lr, batch_size, steps, seed, clip):
         grads = torch.autograd.grad(loss, params)
         norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
         scale = lr * min(1.0, clip / norm) if clip else lr
+        if clipped is not None and clip and norm > clip:
+            clipped.append(step)
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
                 p -= scale * g
@@ -354,6 +357,21 @@ def test_train_is_plain_sgd_with_replacement(index, batch_size):
     assert trained.history_["step"][0] == 0 and trained.history_["step"][-1] == 60
     assert trained.final_loss_ == pytest.approx(st.training_loss(trained, X, y), rel=1e-12)
     assert trained.lr_ == 0.02 and trained.batch_size_ == batch_size
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_train_counts_clipped_steps_per_record_interval(engine):
+    models, X, y = models_and_data()
+    made = [st.TwoLayerReLU(5, 7, init_scale=2.0, seed=2) for _ in range(2)]
+    trained = st.train_many([made[0]], X, y, lr=0.02, batch_size=3, steps=60, seed=11, clip=1.0, record_every=10,
+                            engine=engine)[0]
+    clipped = []
+    manual_sgd(made[1], X, y, 0.02, 3, 60, 11, 1.0, clipped)
+    assert 0 < len(clipped) < 60                              # the test means something: some steps clipped
+    # entry j counts the clipped steps among 10(j − 1), …, 10j − 1 (entry 0, at step 0: none yet)
+    want = [0] + [sum(10 * (j - 1) <= c < 10 * j for c in clipped) for j in range(1, 7)]
+    assert list(trained.history_["clipped"]) == want
+    assert trained.last_clipped_step_ == clipped[-1]
 
 
 def test_train_many_equals_separate_runs_and_records_a_monitor():

@@ -417,7 +417,8 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
     Returns
     -------
     The same ``model``, with attributes ``history_`` (dict of numpy arrays: ``"step"``, ``"loss"`` and
-    the monitor's keys), ``loss_history_`` (``history_["loss"]``: the full training loss at the recorded
+    the monitor's keys, and ``"clipped"``: how many of the steps since the previous record were
+    clipped), ``loss_history_`` (``history_["loss"]``: the full training loss at the recorded
     steps), ``final_loss_`` (the last of them), ``last_clipped_step_`` (the last step at which
     clipping was active, -1 if never), ``lr_``, ``batch_size_``.
     """
@@ -534,7 +535,8 @@ def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
             indices += (torch.arange(sampled, device=device) * n)[:, None]
         return indices
 
-    history = [{"step": [], "loss": []} for _ in ordered]
+    history = [{"step": [], "loss": [], "clipped": []} for _ in ordered]
+    clipped_since = np.zeros(count, dtype=np.int64)        # clipped steps since the last record
 
     def write_back():
         with torch.no_grad():
@@ -552,9 +554,11 @@ def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
         for k, model in enumerate(ordered):
             history[k]["step"].append(step)
             history[k]["loss"].append(losses[k].item())
+            history[k]["clipped"].append(int(clipped_since[k]))
             if monitor is not None:
                 for key, value in monitor(model).items():
                     history[k].setdefault(key, []).append(float(value))
+        clipped_since[:] = 0
 
     # The loop runs on numpy views of the same memory: the arrays below are views of ``flat``, so
     # ``record`` and ``write_back`` see every update.
@@ -603,6 +607,7 @@ def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
                 norm = np.einsum("kp,kp->k", grad, grad) ** 0.5
                 factor = eta * (clip / norm).clip(max=1.0)
                 last_clipped = np.where(norm > clip, step, last_clipped)
+                clipped_since += norm > clip
             flat_a -= factor[:, None] * grad
             if (step + 1) % record_every == 0 or step + 1 == steps:
                 record(step + 1)
@@ -645,8 +650,9 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
                 rows.append(torch.nn.functional.pad(picked, (0, width - batches[k])))
         return torch.stack(rows, dim=1)                       # [length, K, width]
 
-    history = [{"step": [], "loss": []} for _ in models]
+    history = [{"step": [], "loss": [], "clipped": []} for _ in models]
     last_clipped = torch.full((count,), -1, dtype=torch.long, device=device)
+    clipped_since = torch.zeros(count, dtype=torch.long, device=device)   # since the last record
 
     def write_back():
         with torch.no_grad():
@@ -661,12 +667,15 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
             raise FloatingPointError(f"training diverged by step {step} for lr {bad}")
         if monitor is not None:
             write_back()
+        counts = clipped_since.tolist()
         for k, model in enumerate(models):
             history[k]["step"].append(step)
             history[k]["loss"].append(losses[k].item())
+            history[k]["clipped"].append(counts[k])
             if monitor is not None:
                 for key, value in monitor(model).items():
                     history[k].setdefault(key, []).append(float(value))
+        clipped_since.zero_()
 
     with _one_thread(device), torch.no_grad():
         record(0)
@@ -680,6 +689,7 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
                 norm = torch.linalg.vector_norm(grad, dim=1)
                 factor = eta * torch.clamp(clip / norm, max=1.0)
                 last_clipped = torch.where(norm > clip, step, last_clipped)
+                clipped_since += norm > clip
             flat.sub_(factor[:, None] * grad)
             if (step + 1) % record_every == 0 or step + 1 == steps:
                 record(step + 1)
