@@ -58,28 +58,38 @@ lint: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=.
 
-# mystmd executes and validates the content offline; only the HTML theme (book-theme) must be
-# downloaded, once, from the MyST template service. Without it, the content is still built.
+# The chapters are executed once, by `python -m theorylab.reproduce` (the claims report comes with it,
+# in _build/book-run); theorylab.booksite stages a copy of the book in which each chapter is its
+# executed notebook, and mystmd builds that copy without executing again. A chapter page then offers
+# its executed .ipynb as its download. mystmd builds and validates the content offline; only the HTML
+# theme (book-theme) must be downloaded, once, from the MyST template service. Without it, the content
+# is still built (_build/site/content).
 # BOOK_PUBLIC=1: the book a course can publish while it grades the exercises, built in _build/public from a
 # copy without the written solutions, the solution code (stubs instead) or the hidden checks.
 book: $(STAMP)
 	@# THEORYLAB_PROGRESS=0: training progress bars are live widgets, meaningless on a static page.
 	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" THEORYLAB_PROGRESS=0; \
+	root=.; \
 	if [ -n "$${BOOK_PUBLIC:-}" ]; then \
 	  rm -rf _build/public && theorylab assignments public-book --out _build/public/book && \
-	  cp myst.yml _build/public/ && cd _build/public; \
+	  cp myst.yml _build/public/ && root=_build/public; \
 	fi; \
-	if myst build --execute --html && test -f _build/html/index.html; then \
-	  echo "book: HTML site in _build/html (open _build/html/index.html)"; \
+	cd "$$root"; \
+	python -m theorylab.reproduce --book book --out _build/book-run || \
+	  echo "book: a chapter raised or a claim failed (above); the pages show it"; \
+	python -m theorylab.booksite --config myst.yml --executed _build/book-run/executed --out _build/book-site; \
+	rm -rf _build/html _build/site; \
+	if (cd _build/book-site && myst build --html) && test -f _build/book-site/_build/html/index.html; then \
+	  mv _build/book-site/_build/html _build/book-site/_build/site _build/; \
+	  echo "book: HTML site in $$root/_build/html (open _build/html/index.html)"; \
 	else \
 	  echo ""; \
 	  if [ -n "$${BOOK_REQUIRE_HTML:-}" ]; then echo "book: the HTML build failed (BOOK_REQUIRE_HTML is set)"; exit 1; fi; \
 	  echo "book: no HTML: the MyST book-theme is downloaded from the MyST template service, which this"; \
-	  echo "book: machine cannot reach (it needs internet once). Building and executing the content alone."; \
-	  rm -rf _build/site/content; \
-	  myst build --execute || true; \
-	  test -n "$$(ls _build/site/content/*.json 2>/dev/null)" || { echo "book: the content build failed"; exit 1; }; \
-	  echo "book: content executed and validated: $$(ls _build/site/content/*.json | wc -l) pages in _build/site/content."; \
+	  echo "book: machine cannot reach (it needs internet once). The content alone was built."; \
+	  test -n "$$(ls _build/book-site/_build/site/content/*.json 2>/dev/null)" || { echo "book: the content build failed"; exit 1; }; \
+	  mv _build/book-site/_build/site _build/; \
+	  echo "book: content built and validated: $$(ls _build/site/content/*.json | wc -l) pages in $$root/_build/site/content."; \
 	fi
 
 bench: $(STAMP)
