@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, use_triton
 
 STATS = ("count_neg", "count_pos", "score_neg", "score_pos", "errors_neg", "errors_pos", "error_depth",
          "min_margin")
@@ -114,6 +114,7 @@ def _validate(X, labels, W, b, positive, negative):
         raise ValueError(f"labels must have shape [{n}], got {list(labels.shape)}")
     if len({X.device, labels.device, W.device, b.device}) != 1:
         raise ValueError("X, labels, W and b must be on one device")
+    check_finite(X=X, W=W, b=b)
     pos = _as_class_ids("positive", positive, m, X.device)
     neg = _as_class_ids("negative", negative, m, X.device)
     same = (pos == neg).nonzero()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 import triton
 from triton.runtime.interpreter import InterpretedFunction
@@ -40,3 +43,32 @@ def use_triton(tensor: torch.Tensor, backend: str = "auto") -> bool:
             "backend='triton' needs a CUDA tensor or TRITON_INTERPRET=1 set before import; "
             f"got a tensor on {tensor.device}")
     return runnable
+
+
+def check_finite(**tensors: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the first of ``tensors`` that holds NaN or infinity (``None`` is
+    skipped): a launcher refuses non-finite input instead of returning NaN from it."""
+    for name, tensor in tensors.items():
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
+
+
+def check_int(name: str, value, *, low: int = 1) -> int:
+    """``value`` as an ``int`` ≥ ``low``: Python or numpy integers (not bools); ``TypeError`` for another
+    type, ``ValueError`` below ``low``. (The kernels do not import ``theorylab``: this is the kernels'
+    copy of ``theorylab.utils.validation.check_int``.)"""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def check_real(name: str, value, *, low: float, high: float) -> float:
+    """``value`` as a ``float`` in the open interval ``(low, high)``: Python or numpy reals (not bools)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not low < value < high:
+        raise ValueError(f"{name} must lie in ({low:g}, {high:g}), got {value!r}")
+    return value

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, check_int, check_real, use_triton
 
 OBJECTIVES = {"jepa": 0, "mae": 1}
 BLOCK = 128
@@ -69,19 +69,18 @@ def _feature_half_times_kernel(LAM, RHO, TMAX, HALF, FINAL, N, depth, u0, n_step
 def _validate(lam, rho, t_max, depth, eps, objective, n_steps):
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {objective!r}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
-    if not (isinstance(eps, int | float) and 0 < eps < 1):
-        raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    depth = check_int("depth", depth)
+    eps = check_real("eps", eps, low=0, high=1)
+    n_steps = check_int("n_steps", n_steps)
     for name, t in (("lam", lam), ("rho", rho), ("t_max", t_max)):
         if not isinstance(t, torch.Tensor) or t.ndim != 1 or not t.is_floating_point():
             raise ValueError(f"{name} must be a 1-D floating tensor, got {getattr(t, 'shape', t)!r}")
         if t.shape != lam.shape:
             raise ValueError(f"{name} must have the shape of lam {list(lam.shape)}, got {list(t.shape)}")
+        check_finite(**{name: t})
         if not bool((t > 0).all()):
             raise ValueError(f"{name} must be positive")
+    return depth, eps, n_steps
 
 
 def feature_half_times(lam: torch.Tensor, rho: torch.Tensor, t_max: torch.Tensor, *, depth: int,
@@ -109,7 +108,7 @@ def feature_half_times(lam: torch.Tensor, rho: torch.Tensor, t_max: torch.Tensor
     half_times : Tensor [N], float32 (``inf`` where w̄ never reaches half its fixed point)
     final : Tensor [N], float32, w̄(t_max)
     """
-    _validate(lam, rho, t_max, depth, eps, objective, n_steps)
+    depth, eps, n_steps = _validate(lam, rho, t_max, depth, eps, objective, n_steps)
     if not use_triton(lam, backend):
         return feature_half_times_reference(lam, rho, t_max, depth=depth, eps=eps, objective=objective,
                                             n_steps=n_steps)

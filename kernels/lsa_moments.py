@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, use_triton
 
 
 @triton.jit
@@ -94,6 +94,7 @@ def _validate(X, y, x_query, y_query, p, K):
     devices = {t.device for t in (X, y, x_query, y_query, p, K)}
     if len(devices) != 1:
         raise ValueError(f"all inputs must be on one device, got {sorted(map(str, devices))}")
+    check_finite(X=X, y=y, x_query=x_query, y_query=y_query, p=p, K=K)
 
 
 def lsa_moments(X: torch.Tensor, y: torch.Tensor, x_query: torch.Tensor, y_query: torch.Tensor,

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, use_triton
 
 BLOCK_M, BLOCK_N, BLOCK_K = 32, 32, 32
 
@@ -140,14 +140,19 @@ def _validate(x, U, V, ranks):
     if U.shape[1] != V.shape[1]:
         raise ValueError(f"U and V must have the same number of columns (rank), got {list(U.shape)} "
                          f"and {list(V.shape)}")
+    if U.shape[0] < 1 or in_features < 1:
+        raise ValueError(f"U and x must have at least one row and one column, got U of shape "
+                         f"{list(U.shape)} and x of shape {list(x.shape)}")
     if tuple(ranks.shape) != (batch,):
-        raise ValueError(f"ranks must have shape [{batch}], got {list(ranks.shape)}")
+        raise ValueError(f"ranks must have shape [{batch}] (one per row of x, of shape {list(x.shape)}), "
+                         f"got {list(ranks.shape)}")
     r = U.shape[1]
     if batch and (int(ranks.min()) < 0 or int(ranks.max()) > r):
         raise ValueError(f"ranks must lie in [0, {r}], "
                          f"got values in [{int(ranks.min())}, {int(ranks.max())}]")
     if len({x.device, U.device, V.device, ranks.device}) != 1:
         raise ValueError("x, U, V and ranks must be on one device")
+    check_finite(x=x, U=U, V=V)
 
 
 def ordered_lowrank(x: torch.Tensor, U: torch.Tensor, V: torch.Tensor, ranks: torch.Tensor, *,

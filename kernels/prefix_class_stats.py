@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, check_int, use_triton
 
 BLOCK_M, BLOCK_N = 16, 32
 #: The Triton path keeps every class's running mean in registers: up to this many classes.
@@ -100,8 +100,7 @@ def _validate(X, y, order, ends, n_classes):
     M = X.shape[0]
     if tuple(y.shape) != (M,):
         raise ValueError(f"y must have shape [{M}] for X of shape {list(X.shape)}, got {list(y.shape)}")
-    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = check_int("n_classes", n_classes)
     if int(y.min()) < 0 or int(y.max()) >= n_classes:
         raise ValueError(f"y must hold labels in [0, {n_classes - 1}], got values in "
                          f"[{int(y.min())}, {int(y.max())}]")
@@ -118,6 +117,8 @@ def _validate(X, y, order, ends, n_classes):
     devices = {t.device for t in (X, y, order, ends)}
     if len(devices) != 1:
         raise ValueError(f"X, y, order and ends must be on one device, got {sorted(map(str, devices))}")
+    check_finite(X=X)
+    return n_classes
 
 
 def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, ends: torch.Tensor,
@@ -152,7 +153,7 @@ def prefix_class_stats(X: torch.Tensor, y: torch.Tensor, order: torch.Tensor, en
     The kernel narrows its block of features as ``n_classes`` grows (``_block_n``); beyond
     ``MAX_TRITON_CLASSES`` classes ``backend='auto'`` runs the torch reference.
     """
-    _validate(X, y, order, ends, n_classes)
+    n_classes = _validate(X, y, order, ends, n_classes)
     if backend == "triton" and n_classes > MAX_TRITON_CLASSES:
         raise ValueError(f"backend='triton' handles n_classes ≤ {MAX_TRITON_CLASSES}, got {n_classes}; "
                          "use backend='auto'")

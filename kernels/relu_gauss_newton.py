@@ -40,7 +40,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, use_triton
 
 BLOCK_N, BLOCK_M, BLOCK_D = 32, 32, 32
 #: Warps per program: with 4, the JVP mode needs 255 registers and spills on sm_80 (``compile_check``).
@@ -130,8 +130,8 @@ def _validate(X, W, v, dW=None, dv=None):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{getattr(t, 'dtype', type(t).__name__)}")
-    if X.ndim != 2:
-        raise ValueError(f"X must have shape [n, d], got {list(X.shape)}")
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must have shape [n, d] with n, d ≥ 1, got {list(X.shape)}")
     d = X.shape[1]
     if W.ndim != 2 or W.shape[1] != d:
         raise ValueError(f"W must have shape [m, {d}] for X of shape {list(X.shape)}, got {list(W.shape)}")
@@ -144,6 +144,7 @@ def _validate(X, W, v, dW=None, dv=None):
         raise ValueError(f"dv must have shape [{m}], got {list(dv.shape)}")
     if len({t.device for _, t in named}) != 1:
         raise ValueError("all inputs must be on one device")
+    check_finite(X=X, W=W, v=v, dW=dW, dv=dv)
 
 
 def relu_gn_sq_norms(X: torch.Tensor, W: torch.Tensor, v: torch.Tensor, *,
