@@ -21,6 +21,7 @@ from functools import partial
 
 import torch
 
+from . import config
 from .kernels import lsa_moments
 from .linalg import covariance_with_spectrum, relative_error  # noqa: F401 -- part of icl's API
 from .seeding import make_generator, resolve_seed
@@ -71,10 +72,19 @@ def relu_optimal_risk(n: int, d: int, sigma: float) -> float:
 # Data
 # ----------------------------------------------------------------------------------------------
 
+def _device(device) -> torch.device:
+    """``device`` as a ``torch.device`` (the CPU when None); a CUDA device this machine lacks is a clear
+    error here rather than torch's deep inside the first allocation."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        config.check_cuda(device)
+    return device
+
+
 def _cholesky(name: str, cov, d: int, dtype, device) -> torch.Tensor | None:
     if cov is None:
         return None
-    cov = torch.as_tensor(cov, dtype=dtype, device=device)
+    cov = check_tensor(name, cov, dtype=dtype, finite=False).to(device)   # checked below
     if cov.shape != (d, d):
         raise ValueError(f"{name} must have shape [{d}, {d}], got {list(cov.shape)}")
     if not torch.isfinite(cov).all():
@@ -123,7 +133,9 @@ def sample_prompts(batch: int, n: int, d: int, sigma: float, *, cov=None, weight
         raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
     if response == "relu" and weight_cov is not None:
         raise ValueError("weight_cov applies to response='linear' only")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = _device(device)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        generator = check_int("generator", generator, low=0)
     gen = make_generator(resolve_seed(None, "icl.sample_prompts") if generator is None else generator,
                          device=device)
     chol_x = _cholesky("cov", cov, d, dtype, device)
@@ -310,7 +322,7 @@ def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None,
     steps, batch = check_int("steps", steps, low=1), check_int("batch", batch, low=1)
     lr = check_real("lr", lr, low=0.0, low_open=True)
     check_choice("response", response, RESPONSES)
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = _device(device)
     if response == "relu" and weight_cov is not None:
         raise ValueError("weight_cov applies to response='linear' only")
     layer = LinearSelfAttention(d, mask_query=mask_query, seed=seed).to(device)
@@ -399,7 +411,7 @@ def streamed_risk(n: int, d: int, sigma: float, *, gamma=None, layer: LinearSelf
     check_choice("response", response, RESPONSES)
     if (gamma is None) == (layer is None):
         raise ValueError("give exactly one of gamma and layer")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = _device(device)
     dtype = torch.float32  # moments are accumulated in float64; sampling in float64 is 5x slower
     if layer is not None:
         p, K = (t.to(device, dtype) for t in layer.read_out())
@@ -426,7 +438,7 @@ def streamed_ridge_risk(n: int, d: int, sigma: float, *, prompts: int, chunks: i
     drawn in ``chunks`` chunks to bound memory; returns the risk and its standard error."""
     seed = resolve_seed(seed, "icl.streamed_ridge_risk")
     n, d, sigma = _check_nd_sigma(n, d, sigma)
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = _device(device)
     dtype = torch.float32  # moments are accumulated in float64; sampling in float64 is 5x slower
     per_chunk, sizes = [], []
     for X, y, xq, yq in _prompt_chunks(prompts, chunks, n, d, sigma, seed=seed, dtype=dtype,

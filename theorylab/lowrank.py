@@ -18,7 +18,7 @@ from .kernels import ordered_lowrank
 from .linalg import covariance_with_spectrum, matrix_with_spectrum, psd_sqrt, relative_error
 from .seeding import make_generator, resolve_seed
 from .training import train
-from .utils.validation import check_int, check_real, check_tensor
+from .utils.validation import check_int, check_real, check_same_shape, check_tensor
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -108,8 +108,8 @@ def rank_distribution(rank: int, weights=None) -> torch.Tensor:
     rank = _check_int("rank", rank, 1)
     if weights is None:
         return torch.full((rank,), 1.0 / rank, dtype=torch.float64)
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-    if w.numel() != rank or not bool(torch.isfinite(w).all()) or not bool((w > 0).all()):
+    w = check_tensor("rank_weights", weights, dtype=torch.float64).flatten()
+    if w.numel() != rank or not bool((w > 0).all()):
         raise ValueError(f"rank_weights must be {rank} positive finite numbers (one per rank), "
                          f"got {w.tolist()}")
     return w / w.sum()
@@ -121,6 +121,31 @@ def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torc
     or :func:`rank_distribution` of ``rank_weights``), or the full-rank loss ``‖(A − W_r) Σ^{1/2}‖_F²``
     (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ`` ([in, in], identity when None). All
     ranks at once: the residuals ``A − W_k`` are a cumulative sum."""
+    A = _check_target(layer, A)
+    if cov_sqrt is not None:
+        cov_sqrt = _check_cov_sqrt(layer, cov_sqrt)
+    return _ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered, rank_weights=rank_weights)
+
+
+def _check_target(layer, A, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``A`` as a finite [out, in] tensor on the layer's device, of ``dtype`` (the layer's when None)."""
+    A = check_tensor("A", A.detach() if isinstance(A, torch.Tensor) else A, ndim=2, dtype=dtype)
+    if tuple(A.shape) != (layer.out_features, layer.in_features):
+        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
+                         f"got {list(A.shape)}")
+    return A.to(dtype=dtype or layer.U.dtype, device=layer.U.device)
+
+
+def _check_cov_sqrt(layer, cov_sqrt) -> torch.Tensor:
+    cov_sqrt = check_tensor("cov_sqrt", cov_sqrt, ndim=2)
+    if tuple(cov_sqrt.shape) != (layer.in_features, layer.in_features):
+        raise ValueError(f"cov_sqrt must have shape [{layer.in_features}, {layer.in_features}], "
+                         f"got {list(cov_sqrt.shape)}")
+    return cov_sqrt.to(dtype=layer.U.dtype, device=layer.U.device)
+
+
+def _ordered_loss(layer, A, *, cov_sqrt, ordered, rank_weights):
+    """:func:`ordered_loss` on checked arguments (the training loop checks them once)."""
     U, V = layer.U, layer.V
     if cov_sqrt is not None:
         A, V = A @ cov_sqrt, cov_sqrt.T @ V
@@ -136,7 +161,8 @@ def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torc
 
 def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) -> torch.Tensor:
     """Hierarchical group lasso ``Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` over trailing blocks of ranks
-    (``eps`` inside the square roots keeps the gradient finite at zero)."""
+    (``eps`` ≥ 0 inside the square roots keeps the gradient finite at zero)."""
+    eps = check_real("eps", eps, low=0)
     def tails(M):
         squares = M.pow(2).sum(dim=0)                                # [r]
         return (squares.flip(0).cumsum(0).flip(0) + eps).sqrt()      # ‖M_{:, j:}‖_F for each j
@@ -155,7 +181,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     :func:`hierarchical_group_lasso`. A linear autoencoder (PCA) is ``fit_ordered(I, cov=Σ, rank=k)``.
     """
     seed = resolve_seed(seed, "lowrank.fit_ordered")
-    A = torch.as_tensor(A, dtype=torch.float64)
+    A = check_tensor("A", A, dtype=torch.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D matrix [out, in], got shape {list(A.shape)}")
     steps = _check_int("steps", steps, 1)
@@ -164,7 +190,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     out_features, in_features = A.shape
     cov_sqrt = None
     if cov is not None:
-        cov = torch.as_tensor(cov, dtype=torch.float64)
+        cov = check_tensor("cov", cov, ndim=2, dtype=torch.float64)
         if cov.shape != (in_features, in_features):
             raise ValueError(f"cov must have shape [{in_features}, {in_features}], got {list(cov.shape)}")
         cov_sqrt = psd_sqrt(cov, name="cov")
@@ -174,7 +200,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     scale = A.pow(2).sum() if cov_sqrt is None else (A @ cov_sqrt).pow(2).sum()
 
     def loss(_step):
-        value = ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered, rank_weights=rank_weights) / scale
+        value = _ordered_loss(layer, A, cov_sqrt=cov_sqrt, ordered=ordered, rank_weights=rank_weights) / scale
         if group_lasso:
             value = value + group_lasso * hierarchical_group_lasso(layer)
         return value
@@ -195,8 +221,8 @@ def group_lasso_importances(singular_values, rank: int, weight: float, *,
     components at zero, the stationarity condition in ``s_i`` reads
     ``σ_i − s_i = weight · r ‖A‖² / (2 (r − i + 1)) · Σ_{j≤i} (Σ_{l=j}^{k} s_l)^{-1/2}``; it is solved here
     by fixed-point iteration, starting from ``s = σ`` (a contraction for small ``weight``)."""
-    sig = torch.as_tensor(singular_values, dtype=torch.float64).flatten()
-    if sig.numel() < 1 or not bool((sig > 0).all()) or not bool((sig[:-1] >= sig[1:]).all()):
+    sig = check_tensor("singular_values", singular_values, ndim=1, dtype=torch.float64)
+    if not bool((sig > 0).all()) or not bool((sig[:-1] >= sig[1:]).all()):
         raise ValueError(f"singular_values must be positive and non-increasing, got {sig.tolist()}")
     k = sig.numel()
     rank = _check_int("rank", rank, k)
@@ -270,10 +296,7 @@ def nested_error_bound(layer: OrderedLowRankLinear, A) -> torch.Tensor:
 
 def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
     """``‖U_{:k} V_{:k}ᵀ − A_k‖_F / ‖A‖_F`` for ``k = 1..r`` [r] (float64)."""
-    A = torch.as_tensor(A, dtype=torch.float64)
-    if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
-        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
-                         f"got {list(A.shape)}")
+    A = _check_target(layer, A, torch.float64)
     left, s, right_t = torch.linalg.svd(A, full_matrices=False)   # one SVD serves every k
     components = layer.U.detach().double().unsqueeze(1) * layer.V.detach().double().unsqueeze(0)
     targets = (left[:, None, :layer.rank] * s[:layer.rank]) * right_t[:layer.rank].T[None]  # σ_j a_j c_jᵀ
@@ -285,7 +308,11 @@ def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
 
 def column_alignment(vectors: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``|cos|`` between matching columns of ``vectors`` and ``reference`` (both [dim, k]) [k]."""
-    vectors, reference = vectors.detach().double(), reference.double()
+    vectors = check_tensor("vectors", vectors.detach() if isinstance(vectors, torch.Tensor) else vectors,
+                           ndim=2, dtype=torch.float64)
+    reference = check_tensor("reference", reference.detach() if isinstance(reference, torch.Tensor)
+                             else reference, ndim=2, dtype=torch.float64)
+    check_same_shape("vectors", vectors, "reference", reference)
     cos = (vectors * reference).sum(0) / (vectors.norm(dim=0) * reference.norm(dim=0))
     return cos.abs()
 
@@ -324,7 +351,8 @@ def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch
     batch = _check_int("batch", batch, 1)
     rank = _check_int("rank", rank, 1)
     if not isinstance(generator, torch.Generator):
-        generator = resolve_seed(generator, "lowrank.sample_ranks")
+        generator = resolve_seed(None if generator is None else check_int("generator", generator),
+                                 "lowrank.sample_ranks")
     gen = make_generator(generator, device=device or "cpu")
     return torch.randint(1, rank + 1, (batch,), generator=gen, device=device)
 
@@ -338,10 +366,7 @@ def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: 
     batch = _check_int("batch", batch, 1)
     lr = check_real("lr", lr, low=0, low_open=True)
     device, dtype = layer.U.device, layer.U.dtype
-    A = torch.as_tensor(A, dtype=dtype, device=device)
-    if A.ndim != 2 or tuple(A.shape) != (layer.out_features, layer.in_features):
-        raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
-                         f"got {list(A.shape)}")
+    A = _check_target(layer, A)
     gen = make_generator(seed, device=device)
     norm2 = A.pow(2).sum()
     # targets y = A x through A's thin SVD restricted to its non-zero singular values: the same map
