@@ -492,3 +492,92 @@ def _default(api, arg):
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) < 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad settings: the environment variables and the claim checks
+# ---------------------------------------------------------------------------------------------------
+
+def _check_claim(measured):
+    from theorylab import claims
+    return claims.check("properties.claim", measured, 1.0, kind="identity", rtol=1e-12,
+                        statement="a property test's claim")
+
+
+SETTINGS = [
+    ("THEORYLAB_PROGRESS", "garbage", lambda: importlib.import_module("theorylab.config").show_progress(),
+     ValueError, "THEORYLAB_PROGRESS"),
+    ("THEORYLAB_SCALE", "huge", lambda: importlib.import_module("theorylab.config").scale(),
+     ValueError, "THEORYLAB_SCALE"),
+    ("THEORYLAB_DEVICE", "tpu", lambda: importlib.import_module("theorylab.config").device(),
+     ValueError, "THEORYLAB_DEVICE"),
+    ("THEORYLAB_SEED", "abc", lambda: importlib.import_module("theorylab.seeding").base_seed(),
+     ValueError, "THEORYLAB_SEED"),
+    ("THEORYLAB_CLAIMS_FILE", "/nonexistent/directory/claims.jsonl", lambda: _check_claim(1.0),
+     OSError, "THEORYLAB_CLAIMS_FILE"),
+    (None, None, lambda: _check_claim("1.0"), TypeError, "measured"),
+    (None, None, lambda: _check_claim(True), TypeError, "measured"),
+]
+
+
+@pytest.mark.parametrize("variable, value, call, error, match", SETTINGS,
+                         ids=[f"{s[0] or 'claims'}-{s[1] or i}" for i, s in enumerate(SETTINGS)])
+def test_a_bad_setting_is_a_clear_error(monkeypatch, variable, value, call, error, match):
+    if variable:
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(error, match=match):
+        call_with_budget(lambda: call(), {})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
+def test_cuda_asked_for_without_a_gpu(monkeypatch):
+    from theorylab import config
+    monkeypatch.setenv("THEORYLAB_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        config.device()
+    monkeypatch.setenv("THEORYLAB_DEVICE", "")
+    monkeypatch.setenv("THEORYLAB_SCALE", "full")
+    monkeypatch.setattr(config, "_warned_full_on_cpu", False)
+    with pytest.warns(RuntimeWarning, match="without a GPU"):
+        assert config.scale() == "full"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The examples issue 14 named (silent wrong answers and hangs), each a clear error now
+# ---------------------------------------------------------------------------------------------------
+
+def _mod(name):
+    return importlib.import_module(f"theorylab.{name}")
+
+
+ISSUE_EXAMPLES = [
+    ("relative_error broadcasts", lambda: _mod("linalg").relative_error(torch.ones(3, 1), torch.ones(3)),
+     "same shape"),
+    ("truncated_svd(A, -1)", lambda: _mod("lowrank").truncated_svd(g(3, 3), -1), "k must be"),
+    ("principal angles of a zero matrix", lambda: _mod("lowrank").principal_angle_cosines(
+        torch.zeros(3, 2), torch.eye(3)[:, :2]), "P must have full column rank"),
+    ("gaussian_posterior with a length-1 prior", lambda: _mod("generative").gaussian_posterior(
+        g(5, 3), torch.tensor([1.0]), g(2, 3, seed=1), pos(3)), "prior must have shape"),
+    ("half_time with extra final entries", lambda: _mod("jepa").half_time(
+        [0.0, 1.0, 2.0], [[0.0, 0.0], [0.4, 1.0], [1.0, 2.0]], final=[1.0, 2.0, 3.0]), "final must"),
+    ("covariance_with_spectrum of a negative value",
+     lambda: _mod("linalg").covariance_with_spectrum([1.0, -1.0]), "eigenvalues must be non-negative"),
+    ("matrix_with_spectrum of inf", lambda: _mod("linalg").matrix_with_spectrum(3, 3, [1.0, math.inf]),
+     "singular_values must hold finite"),
+    ("Mixture(correlation=1)", lambda: _mod("generative").mixture(4, correlation=1.0), "correlation must be"),
+    ("init_scale=inf", lambda: _mod("lowrank").OrderedLowRankLinear(3, 3, init_scale=math.inf),
+     "init_scale must be"),
+    ("ode_trajectory to time NaN", lambda: _mod("jepa").ode_trajectory(
+        "jepa", [1.0, 2.0], [0.5, 0.8], depth=1, eps=0.1, times=[0.0, math.nan]), "times must"),
+    ("ode_trajectory to time inf", lambda: _mod("jepa").ode_trajectory(
+        "jepa", [1.0, 2.0], [0.5, 0.8], depth=1, eps=0.1, times=[0.0, math.inf]), "times must"),
+    ("record_every=0", lambda: _mod("jepa").train_balanced(
+        "jepa", [1.0], [0.5], depth=1, eps=0.1, lr=0.1, steps=2, record_every=0), "record_every must"),
+]
+
+
+@pytest.mark.parametrize("call, match", [case[1:] for case in ISSUE_EXAMPLES],
+                         ids=[case[0] for case in ISSUE_EXAMPLES])
+def test_the_issues_examples_are_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call_with_budget(lambda: call(), {})
