@@ -363,8 +363,8 @@ def test_train_is_plain_sgd_with_replacement(index, batch_size):
 def test_train_counts_clipped_steps_per_record_interval(engine):
     models, X, y = models_and_data()
     made = [st.TwoLayerReLU(5, 7, init_scale=2.0, seed=2) for _ in range(2)]
-    trained = st.train_many([made[0]], X, y, lr=0.02, batch_size=3, steps=60, seed=11, clip=1.0, record_every=10,
-                            engine=engine)[0]
+    trained = st.train_many([made[0]], X, y, lr=0.02, batch_size=3, steps=60, seed=11, clip=1.0,
+                            record_every=10, engine=engine)[0]
     clipped = []
     manual_sgd(made[1], X, y, 0.02, 3, 60, 11, 1.0, clipped)
     assert 0 < len(clipped) < 60                              # the test means something: some steps clipped
