@@ -250,6 +250,16 @@ API = [
                                            dv=g(4, seed=4)),
         dict(X="tensor", W="tensor", v="tensor", dW="tensor", dv="tensor", backend="choice")),
     # --- the modules of other topics (their bugs: KNOWN_BUGS)
+    Api(K + "sgd_log_norms", lambda: dict(eigenvalues=pos(3), lrs=torch.tensor([0.1, 0.2]).double(),
+                                          e0=g(2, 3), steps=3, batch=2, burn_in=1, seed=0),
+        dict(eigenvalues="tensor+", lrs="tensor+", e0="tensor", steps="size", batch="size",
+             burn_in="count", seed="seed", backend="choice")),
+    Api(K + "collapse_directions", lambda: dict(
+        size=torch.tensor([5.0, 10.0]), total=torch.tensor([20.0, 20.0]), lambda_w=torch.full((2,), 1e-3),
+        lambda_h=torch.full((2,), 1e-3), s0=torch.full((2,), 0.1), t0=torch.full((2,), 0.1), depth=2,
+        lr=0.1, momentum=0.9, n_steps=5),
+        dict(size="tensor+", total="tensor+", lambda_w="tensor+", lambda_h="tensor+", s0="tensor",
+             t0="tensor", depth="size", lr="pos", momentum="unit0", n_steps="count", backend="choice")),
     Api(GEN + "gaussian_posterior", lambda: dict(X=g(5, 3), prior=torch.tensor([0.4, 0.6]),
                                                  means=g(2, 3, seed=1), var=pos(3, seed=2)),
         dict(X="tensor", prior="tensor+", means="tensor", var="tensor+")),
@@ -390,6 +400,16 @@ KNOWN_BUGS: dict[str, str] = {
        "tilting.classifier_statistics does not validate b: a complex b passes silently (imaginary part "
        "dropped), a string fails inside numpy without naming b"
        for label in ("string", "complex")},
+    **{f"kernels.sgd_log_norms-{case}":
+       "kernels.sgd_log_norms (batch_sgd_grid.py) accepts infinite eigenvalues or lrs and NaN/inf, empty "
+       "or complex e0 silently, and refuses numpy integers for steps, batch and burn_in"
+       for case in ("eigenvalues-inf", "lrs-inf", "e0-nan", "e0-inf", "e0-empty", "e0-complex", "steps-numpy",
+                    "batch-numpy", "burn_in-numpy")},
+    **{f"kernels.collapse_directions-{case}":
+       "kernels.collapse_directions accepts infinite total, lambda_w, lambda_h or lr and NaN/inf s0, t0 "
+       "silently, and refuses numpy scalars for depth, lr, momentum and n_steps"
+       for case in ("total-inf", "lambda_w-inf", "lambda_h-inf", "s0-nan", "s0-inf", "t0-nan", "t0-inf",
+                    "depth-numpy", "lr-inf", "lr-numpy32", "momentum-numpy32", "n_steps-numpy")},
     "tilting.classifier_statistics-device-cuda":
         "tilting.classifier_statistics(device='cuda') without a GPU fails with torch's AssertionError "
         "'Torch not compiled with CUDA enabled' instead of config.check_cuda's RuntimeError",
