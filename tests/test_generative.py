@@ -104,6 +104,78 @@ def test_fit_batch_and_batched_solver_agree_with_single_fits():
         torch.testing.assert_close(model.predict_proba(Xs), single.predict_proba(Xs), rtol=1e-5, atol=1e-7)
 
 
+def _convex_problems(scales, seen=None):
+    """Independent smooth convex functions ½ rᵀA r + Σ softplus(x), r = x − c, with A of condition number
+    `scale` (so that the problems need different numbers of iterations), as the batched solver wants
+    them: ``fun(x [P, D]) -> (f, g)`` with a ``restrict``; ``seen`` collects the batch size of each call."""
+    gen_ = torch.Generator().manual_seed(7)
+    D = 6
+    As, cs = [], []
+    for scale in scales:
+        Q, _ = torch.linalg.qr(torch.randn(D, D, generator=gen_, dtype=torch.float64))
+        As.append(Q @ torch.diag(torch.logspace(0, math.log10(scale), D, dtype=torch.float64)) @ Q.T)
+        cs.append(torch.randn(D, generator=gen_, dtype=torch.float64))
+
+    def make(A, c):
+        def fun(x):
+            if seen is not None:
+                seen.append(x.shape[0])
+            r = x - c
+            Ar = (A @ r.unsqueeze(-1)).squeeze(-1)
+            return 0.5 * (r * Ar).sum(1) + torch.nn.functional.softplus(x).sum(1), Ar + torch.sigmoid(x)
+        fun.restrict = lambda keep: make(A[keep], c[keep])
+        return fun
+
+    return make(torch.stack(As), torch.stack(cs)), As, cs
+
+
+def test_batched_lbfgs_drops_finished_problems_and_each_follows_its_own_iterates():
+    from scipy.optimize import minimize
+
+    scales = [1.0, 10.0, 1e3, 3.0, 1e4]
+    seen = []
+    fun, As, cs = _convex_problems(scales, seen)
+    x0 = torch.zeros(len(scales), 6, dtype=torch.float64)
+    x_drop, it_drop = gen._lbfgs_many(fun, x0, max_iter=500, tol=1e-10)
+    seen = list(seen)                                        # the batch sizes of this run only
+    masked = lambda x: fun(x)                               # noqa: E731 -- no ``restrict``: nothing dropped
+    x_mask, it_mask = gen._lbfgs_many(masked, x0, max_iter=500, tol=1e-10)
+    alone = [gen._lbfgs_many(fun.restrict(torch.tensor([p])), x0[:1], max_iter=500, tol=1e-10)
+             for p in range(len(scales))]
+    # the same iterates, so the same iteration counts and the same points up to rounding
+    assert it_drop == it_mask == max(it for _, it in alone)
+    assert len({it for _, it in alone}) > 2                  # the problems do finish at different times
+    x_alone = torch.cat([x for x, _ in alone])
+    torch.testing.assert_close(x_drop, x_alone, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x_mask, x_alone, rtol=0, atol=1e-12)
+    # finished problems left the batch: it only shrinks, ends with the slowest problem alone, and the
+    # rows evaluated are about the sum of the problems' own costs, not the slowest one's times P
+    assert seen == sorted(seen, reverse=True) and seen[0] == len(scales) and seen[-1] == 1
+    assert sum(seen) < 0.7 * len(scales) * len(seen)
+    for A, c, x in zip(As, cs, x_drop, strict=True):       # the optimum, by scipy's L-BFGS-B in float64
+        A_np, c_np = A.numpy(), c.numpy()
+
+        def f_np(v, A_np=A_np, c_np=c_np):
+            r = v - c_np
+            return 0.5 * r @ A_np @ r + np.logaddexp(0, v).sum(), A_np @ r + 1 / (1 + np.exp(-v))
+        ref = minimize(f_np, np.zeros(6), jac=True, method="L-BFGS-B", options=dict(gtol=1e-12, ftol=0,
+                                                                                     maxiter=10_000))
+        np.testing.assert_allclose(x.numpy(), ref.x, atol=1e-8)
+
+
+def test_logistic_fits_with_dropping_equal_fits_alone():
+    """fit_logistic_many drops converged problems from its batch; each result equals its solo fit."""
+    sets = [three_classes(m=m_, seed=s) for s, m_ in ((11, 40), (12, 40), (13, 40), (14, 40))]
+    X = torch.stack([s[0] for s in sets])
+    y = torch.stack([s[1] for s in sets])
+    for C in (0.05, 5.0):
+        W, b, it = gen.fit_logistic_many(X, y, 3, C=C, tol=1e-9)
+        solo = [gen.fit_logistic_many(Xs[None], ys[None], 3, C=C, tol=1e-9) for Xs, ys in sets]
+        assert it == max(s[2] for s in solo)
+        torch.testing.assert_close(W, torch.cat([s[0] for s in solo]), rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(b, torch.cat([s[1] for s in solo]), rtol=1e-6, atol=1e-8)
+
+
 def test_zero_weights_drop_samples_and_warm_start_reaches_the_same_optimum():
     X, y = three_classes(m=80, seed=5)
     weight = torch.ones(80, dtype=torch.float64)

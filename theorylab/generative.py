@@ -281,11 +281,20 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
     with ``S``, ``Y`` [P, D, h] the last ``h`` steps and gradient changes, ``R`` the upper triangle of
     ``SᵀY`` and ``Dₛ`` its diagonal: a dozen batched matrix operations per iteration instead of the
     two-loop recursion's ``4h`` vector operations. A problem stops once ``max |g| ≤ tol`` (or when
-    the line search finds no decrease). Returns ``(x, iterations)``.
+    the line search finds no decrease). Returns ``(x, iterations)``, ``iterations`` of the slowest problem.
+
+    Finished problems leave the batch. If ``fun`` has an attribute ``restrict`` (``fun.restrict(keep)``
+    returns the same functions for the problems at positions ``keep`` of ``fun``'s batch, again with a
+    ``restrict``), the solver drops them at the first iteration they are done, so they cost nothing
+    afterwards; otherwise they stay in the batch with a zero step. Either way every problem follows the
+    iterates it would follow alone: its direction, step length and curvature pairs depend on its own
+    values only.
     """
     x = x0.clone()
+    out = x0.clone()                                      # finished problems are written here
     f, g = fun(x)
     P, D = x.shape
+    rows = torch.arange(P, device=x.device)               # the problems still in the batch
     S = x.new_zeros(P, D, 0)
     Y = x.new_zeros(P, D, 0)
     gamma = x.new_ones(P)
@@ -293,9 +302,17 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
     iterations = 0
     for iterations in range(1, max_iter + 1):           # noqa: B007 -- the count is returned
         active = (g.abs().amax(1) > tol) & ~stalled
-        if not active.any():
+        if hasattr(fun, "restrict") and not bool(active.all()):
+            done = ~active                                # drop the finished problems from the batch
+            out[rows[done]] = x[done]
+            alive = active.nonzero().squeeze(1)
+            rows, x, f, g, S, Y, gamma, stalled = (t[alive] for t in (rows, x, f, g, S, Y, gamma, stalled))
+            active = active[alive]
+            fun = fun.restrict(alive) if rows.numel() else None
+        if not bool(active.any()):
             iterations -= 1
             break
+        n_active = rows.numel()
         if S.shape[2] == 0:                               # first step: along −g, at most unit length
             d = -g / g.norm(dim=1, keepdim=True).clamp_min(1.0)
         else:
@@ -315,7 +332,7 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
         d = torch.where(bad[:, None], -g, d)
         slope = torch.where(bad, -(g * g).sum(1), slope)
         d = d * active[:, None]
-        t = x.new_ones(P)
+        t = x.new_ones(n_active)
         for _ in range(60):
             f_new, g_new = fun(x + t[:, None] * d)
             # Armijo, with a few ulps of slack: near the optimum the decrease is below rounding
@@ -337,7 +354,8 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
         S = torch.cat([S, (s * keep).unsqueeze(-1)], 2)[:, :, -history:]
         Y = torch.cat([Y, (yv * keep).unsqueeze(-1)], 2)[:, :, -history:]
         f, g = f_new, g_new
-    return x, iterations
+    out[rows] = x
+    return out, iterations
 
 
 @_single_threaded
@@ -363,7 +381,9 @@ def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: fl
     -------
     W : [P, K, n]; b : [P, K]; iterations : int (of the slowest problem)
 
-    Memory: one float64 copy of ``X`` (centred and rescaled in place) plus ``O(P·m·K + P·K·n)``.
+    Memory: one float64 copy of ``X`` (centred and rescaled in place) plus ``O(P·m·K + P·K·n)``; when
+    problems converge the solver copies the rows of those still running and frees the old copy, so for
+    that moment the peak is up to two copies.
     """
     X = torch.as_tensor(X)
     if X.ndim != 3 or 0 in X.shape:
@@ -413,16 +433,25 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
     Xc.div_(sd[:, None, :])
     inv_sd2 = sd.pow(-2)
 
-    def fun(v_flat):
-        V = v_flat.view(P, K, n + 1)
-        Vw, vb = V[..., :n], V[..., n]                                         # weights, intercept
-        logp = _log_softmax(Xc @ Vw.transpose(1, 2) + vb[:, None, :])          # [P, m, K]
-        ce = -(onehot * logp).sum(-1)                                          # [P, m]
-        penalty = Vw * inv_sd2[:, None, :]                                     # ∂(½‖W‖²)/∂V
-        f = C * (weight * ce).sum(1) + 0.5 * (Vw * penalty).sum((1, 2))
-        resid = (logp.exp() - onehot) * weight.unsqueeze(-1)                   # [P, m, K]
-        grad = torch.cat([C * resid.transpose(1, 2) @ Xc + penalty, C * resid.sum(1).unsqueeze(-1)], 2)
-        return f * scale, grad.reshape(P, -1) * scale[:, None]
+    def objective(Xc, onehot, weight, inv_sd2, scale):
+        """The mean objective and its gradient for the problems whose data these are, and a way to keep
+        only some of them (the solver drops converged problems; the rows are copied once, at the drop)."""
+        Q = Xc.shape[0]
+
+        def fun(v_flat):
+            V = v_flat.view(Q, K, n + 1)
+            Vw, vb = V[..., :n], V[..., n]                                     # weights, intercept
+            logp = _log_softmax(Xc @ Vw.transpose(1, 2) + vb[:, None, :])      # [Q, m, K]
+            ce = -(onehot * logp).sum(-1)                                      # [Q, m]
+            penalty = Vw * inv_sd2[:, None, :]                                 # ∂(½‖W‖²)/∂V
+            f = C * (weight * ce).sum(1) + 0.5 * (Vw * penalty).sum((1, 2))
+            resid = (logp.exp() - onehot) * weight.unsqueeze(-1)               # [Q, m, K]
+            grad = torch.cat([C * resid.transpose(1, 2) @ Xc + penalty, C * resid.sum(1).unsqueeze(-1)], 2)
+            return f * scale, grad.reshape(Q, -1) * scale[:, None]
+
+        fun.restrict = lambda keep: objective(Xc[keep], onehot[keep], weight[keep], inv_sd2[keep],
+                                              scale[keep])
+        return fun
 
     if init is None:
         v0 = torch.zeros(P, K * (n + 1), dtype=DTYPE, device=X.device)
@@ -433,6 +462,8 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
                              f"{list(b0.shape)}")
         v0 = torch.cat([W0 * sd[:, None, :], (b0 + (W0 * mean[:, None, :]).sum(-1)).unsqueeze(-1)], 2)
         v0 = v0.reshape(P, -1)
+    fun = objective(Xc, onehot, weight, inv_sd2, scale)
+    del X, Xc                   # the solver holds the data through ``fun`` and frees it as problems finish
     v, iterations = _lbfgs_many(fun, v0, max_iter=max_iter, tol=tol)
     V = v.view(P, K, n + 1)
     W = V[..., :n] / sd[:, None, :]
