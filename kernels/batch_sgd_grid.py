@@ -18,6 +18,8 @@ statistically.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import triton
 import triton.language as tl
@@ -30,6 +32,11 @@ def _sgd_log_norm_kernel(X, E0, LRS, SCALE, LOG_OUT, E_OUT, runs, steps, burn_in
                          GENERATE: tl.constexpr, BLOCK_D: tl.constexpr):
     pid = tl.program_id(0)                  # one program per (learning rate, run)
     run = pid % runs
+    # Philox seeds and offsets, and the offsets into X, in int64: at the paper-like size (steps = 2000,
+    # B = 1024, BLOCK_D = 512) the largest Philox offset is already ≈ 1.05·10⁹, half of 2³¹ (a run 2.1× as
+    # long, or d = 1024 with 2100 steps, would overflow int32: max_philox_offset), and
+    # seed + run would wrap for a seed near 2³¹ (the chapter's seeds go up to 2³¹ − 2).
+    stream = tl.cast(seed, tl.int64) + run
     lr = tl.load(LRS + pid // runs)
     cols = tl.arange(0, BLOCK_D)
     mask = cols < d
@@ -42,10 +49,11 @@ def _sgd_log_norm_kernel(X, E0, LRS, SCALE, LOG_OUT, E_OUT, runs, steps, burn_in
         acc = tl.zeros([BLOCK_D], dtype=tl.float32)
         for b in range(batch):
             if GENERATE:
-                offs = (t * batch + b) * BLOCK_D + cols
-                x = tl.randn(seed + run, offs) * scale
+                offs = (tl.cast(t, tl.int64) * batch + b) * BLOCK_D + cols
+                x = tl.randn(stream, offs) * scale
             else:
-                x = tl.load(X + ((run * steps + t) * batch + b) * d + cols, mask=mask, other=0.0) * scale
+                row = (tl.cast(run, tl.int64) * steps + t) * batch + b
+                x = tl.load(X + row * d + cols, mask=mask, other=0.0) * scale
             x = tl.where(mask, x, 0.0)
             r = tl.sum(x * e, axis=0)
             acc += r * x
@@ -58,7 +66,7 @@ def _sgd_log_norm_kernel(X, E0, LRS, SCALE, LOG_OUT, E_OUT, runs, steps, burn_in
     tl.store(E_OUT + pid * d + cols, e, mask=mask)
 
 
-def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X):
+def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed):
     for name, t in (("eigenvalues", eigenvalues), ("lrs", lrs)):
         if not isinstance(t, torch.Tensor) or t.ndim != 1 or not t.is_floating_point() or t.numel() == 0:
             raise ValueError(f"{name} must be a non-empty 1-D floating tensor, "
@@ -73,6 +81,8 @@ def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X):
             raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}")
     if burn_in >= steps:
         raise ValueError(f"burn_in must be smaller than steps ({steps}), got {burn_in}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
     wanted = (e0.shape[0], steps, batch, d)
     if X is not None and (not isinstance(X, torch.Tensor) or tuple(X.shape) != wanted):
         raise ValueError(f"X must have shape [runs, steps, batch, d] = {[e0.shape[0], steps, batch, d]}, "
@@ -108,7 +118,7 @@ def sgd_log_norms(eigenvalues: torch.Tensor, lrs: torch.Tensor, e0: torch.Tensor
     final : Tensor [L, runs, d], float32
         The unit direction of ``e_T``.
     """
-    _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X)
+    _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed)
     if not use_triton(e0, backend):
         return sgd_log_norms_reference(eigenvalues, lrs, e0, steps=steps, batch=batch, burn_in=burn_in, X=X,
                                        seed=seed)
@@ -140,6 +150,16 @@ def compile_cases():
     return [CompileCase(_sgd_log_norm_kernel, signature, {"GENERATE": gen, "BLOCK_D": block},
                         f"{'Philox' if gen else 'X in memory'} BLOCK_D={block}")
             for gen in (False, True) for block in (128, 512)]
+
+
+def max_philox_offset(*, steps: int, batch: int, d: int) -> int:
+    """The largest Philox offset the kernel uses with batches drawn in the kernel:
+    ``((steps − 1)·batch + batch − 1)·BLOCK_D + BLOCK_D − 1``, ``BLOCK_D = max(16, next power of 2 ≥ d)``.
+    It is 2000·1024·512 − 1 ≈ 1.05·10⁹ at the chapter's full scale (2000 steps, B = 1024, d = 400),
+    so the kernel computes offsets in int64 (Triton's Philox takes 64-bit offsets as two 32-bit
+    counter words)."""
+    block_d = max(16, triton.next_power_of_2(d))
+    return (steps * batch - 1) * block_d + block_d - 1
 
 
 def sgd_log_norms_reference(eigenvalues, lrs, e0, *, steps, batch, burn_in=0, X=None, seed=0):

@@ -252,19 +252,31 @@ def additive_top_eigenvalue(beta, sigma, size, batch, draws, *, seed=None) -> to
 # Mean-square stability of linearised SGD on online Gaussian least squares
 # --------------------------------------------------------------------------------------------------
 
-def second_moment_step(lr, eigenvalues, batch, s, *, noise=0.0) -> torch.Tensor:
+def _kurtosis(value) -> float:
+    return check_real("kurtosis", value, low=1)
+
+
+def _fourth_moment_factor(kurtosis, batch) -> float:
+    """``c_κ = 1 + (κ − 2)/B``: the coefficient of ``λ_k² s_k`` in the diagonal of ``E[H_B S H_B]`` for
+    inputs ``x = Σ^{1/2} z`` with independent standardised coordinates of fourth moment ``E z⁴ = κ``."""
+    return 1 + (kurtosis - 2) / batch
+
+
+def second_moment_step(lr, eigenvalues, batch, s, *, noise=0.0, kurtosis=3.0) -> torch.Tensor:
     """One step of the second moment of linearised SGD, for diagonal ``S = diag(s)``:
     ``E[(I − ηH_B) S (I − ηH_B)] + η²σ²Σ/B``, whose diagonal is
 
-    ``s'_k = (1 − 2ηλ_k + η²(1 + 1/B)λ_k²) s_k + (η²/B) λ_k Σ_j λ_j s_j + η²σ²λ_k/B``
+    ``s'_k = (1 − 2ηλ_k + η²c_κλ_k²) s_k + (η²/B) λ_k Σ_j λ_j s_j + η²σ²λ_k/B``,  ``c_κ = 1 + (κ − 2)/B``
 
-    (Gaussian fourth moments: ``E[H_B S H_B] = (1 + 1/B) ΣSΣ + (1/B) tr(ΣS) Σ``). ``s`` may be [d] or
+    (Gaussian inputs, ``κ = 3``: ``E[H_B S H_B] = (1 + 1/B) ΣSΣ + (1/B) tr(ΣS) Σ``; for inputs
+    ``x = Σ^{1/2} z`` with independent standardised coordinates, ``κ = E z_k⁴``). ``s`` may be [d] or
     [..., d] (any leading shape, broadcast against ``lr`` of shape [...] or a number); ``noise`` is the
     label-noise standard deviation σ. Returns a tensor shaped like ``s``.
     """
     lam = _eigenvalues(eigenvalues)
     batch = _batch(batch)
     noise = check_real("noise", noise, low=0)
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
     s = check_tensor("s", s, dtype=DTYPE)
     if s.ndim == 0 or s.shape[-1] != lam.numel():
         raise ValueError(f"s must end in the dimension d = {lam.numel()} of the eigenvalues, "
@@ -273,36 +285,48 @@ def second_moment_step(lr, eigenvalues, batch, s, *, noise=0.0) -> torch.Tensor:
     if (lr <= 0).any():
         raise ValueError("lr must be positive")
     eta = lr[..., None]
-    diag = 1 - 2 * eta * lam + eta**2 * (1 + 1 / batch) * lam**2
+    diag = 1 - 2 * eta * lam + eta**2 * c * lam**2
     return diag * s + eta**2 / batch * lam * ((s * lam).sum(-1, keepdim=True) + noise**2)
 
 
-def ms_rate(lr, eigenvalues, batch) -> float:
+def ms_rate(lr, eigenvalues, batch, *, kurtosis=3.0) -> float:
     """Spectral radius ``ρ`` of the second-moment map of linearised SGD (learning rate ``lr``, batch
     ``batch``, covariance eigenvalues ``eigenvalues``): ``E‖e_t‖²`` grows like ``ρ^t``.
 
-    The map leaves diagonal matrices invariant, acting there as ``D + (η²/B) λλᵀ`` (a symmetric
-    non-negative matrix); off-diagonal entries are multiplied by factors no larger than its diagonal
-    (Cauchy–Schwarz), so ``ρ`` is the top eigenvalue of that d×d matrix.
+    The map leaves diagonal matrices invariant, acting there as ``D + (η²/B) λλᵀ``, and ``E‖e_t‖²`` is
+    the sum of that diagonal, so ``ρ`` is the spectral radius of this d×d matrix (for Gaussian inputs
+    off-diagonal entries are multiplied by factors no larger than its diagonal, by Cauchy–Schwarz, so
+    it is also the radius of the whole map). ``kurtosis`` is ``κ = E z⁴`` of the standardised input
+    coordinates (3 for Gaussian inputs; see :func:`second_moment_step`).
     """
     lr = check_real("lr", lr, low=0, low_open=True)
     lam = _eigenvalues(eigenvalues)
     batch = _batch(batch)
-    diag = 1 - 2 * lr * lam + lr**2 * (1 + 1 / batch) * lam**2
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    diag = 1 - 2 * lr * lam + lr**2 * c * lam**2
     M = torch.diag(diag) + lr**2 / batch * torch.outer(lam, lam)
-    return torch.linalg.eigvalsh(M)[-1].item()
+    return torch.linalg.eigvalsh(M).abs().max().item()
 
 
-def ms_threshold(eigenvalues, batch) -> float:
+def ms_threshold(eigenvalues, batch, *, kurtosis=3.0) -> float:
     """The exact mean-square stability threshold of linearised SGD on online Gaussian least squares:
     the ``η`` solving ``Σ_k ηλ_k / (2 − η(1 + 1/B)λ_k) = B`` in ``(0, 2/((1 + 1/B)λ_max))``.
 
     The left side increases from 0 to +∞ on that interval, so the root is unique; bisection runs until
     the bracket cannot shrink in float64 (exact to rounding).
+
+    ``kurtosis`` (``κ = E z⁴`` ≥ 1, default 3, the Gaussian value) gives the threshold for inputs
+    ``x = Σ^{1/2} z`` whose standardised coordinates ``z_k`` are independent: ``1 + 1/B`` becomes
+    ``c_κ = 1 + (κ − 2)/B``. The root is then the threshold as long as ``c_κ ≥ ½`` (which keeps the
+    other eigenvalues of ``D + (η²/B)λλᵀ`` in [−1, 1]); a smaller ``c_κ`` (only ``B = 1`` with
+    ``κ < 3/2``) raises ``ValueError``.
     """
     lam = _eigenvalues(eigenvalues).numpy()
     batch = _batch(batch)
-    c = 1 + 1 / batch
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    if c < 0.5:
+        raise ValueError(f"kurtosis must give 1 + (kurtosis − 2)/batch ≥ 1/2, got {c:.4g} "
+                         f"(kurtosis {kurtosis}, batch {batch})")
     lo, hi = 0.0, 2 / (c * lam.max())
 
     def excess(eta):
@@ -414,20 +438,28 @@ def lyapunov_exponents(eigenvalues, batch, lrs, *, runs, steps, burn_in=0, seed=
     return (log_norm / (steps - burn_in)).cpu()
 
 
-def expected_sgd_risk(eigenvalues, batch, lrs, *, samples, noise, init=1.0) -> torch.Tensor:
+def expected_sgd_risk(eigenvalues, batch, lrs, *, samples, noise, init=1.0, kurtosis=3.0) -> torch.Tensor:
     """Exact expected excess risk ``½ E[eᵀΣe]`` of online SGD on noisy Gaussian least squares after a
-    budget of ``samples`` samples (``samples // batch`` steps), from ``E[e₀e₀ᵀ] = init·I``, by iterating
-    :func:`second_moment_step` on the diagonal second moment. Returns a tensor [L] (one per ``lrs``;
-    ``inf`` where it overflows)."""
+    budget of ``samples`` samples (``samples // batch`` steps), from ``E[e₀e₀ᵀ] = init·I`` (``init`` a
+    number) or from a diagonal ``E[e₀e₀ᵀ] = diag(init)`` (``init`` a tensor [d]), by iterating
+    :func:`second_moment_step` on the diagonal second moment (``kurtosis`` as there). Returns a tensor
+    [L] (one per ``lrs``; ``inf`` where it overflows)."""
     lam = _eigenvalues(eigenvalues)
     batch, lrs = _batch(batch), _lrs(lrs)
     samples = check_int("samples", samples, low=batch)
     noise = check_real("noise", noise, low=0)
-    init = check_real("init", init, low=0)
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    if isinstance(init, torch.Tensor | np.ndarray | list | tuple):
+        s0 = check_tensor("init", init, ndim=1, dtype=DTYPE)
+        if s0.numel() != lam.numel() or (s0 < 0).any():
+            raise ValueError(f"init must be a number or a non-negative [d] tensor with d = {lam.numel()}, "
+                             f"got shape {list(s0.shape)}")
+    else:
+        s0 = torch.full((lam.numel(),), check_real("init", init, low=0), dtype=DTYPE)
     eta = lrs[:, None]
-    diag = 1 - 2 * eta * lam + eta**2 * (1 + 1 / batch) * lam**2
+    diag = 1 - 2 * eta * lam + eta**2 * c * lam**2
     rank_one = eta**2 / batch * lam
-    s = torch.full((lrs.numel(), lam.numel()), init, dtype=DTYPE)
+    s = s0.expand(lrs.numel(), -1).clone()
     with np.errstate(over="ignore"):
         for _ in range(samples // batch):
             s = diag * s + rank_one * ((s * lam).sum(-1, keepdim=True) + noise**2)
@@ -441,17 +473,25 @@ def _risk_problem(lam, runs, gen):
     return -w_star
 
 
-def sgd_risk(eigenvalues, batch, lrs, *, samples, noise, runs, seed=None) -> torch.Tensor:
+def sgd_risk(eigenvalues, batch, lrs, *, samples, noise, runs, seed=None, start=None) -> torch.Tensor:
     """Simulated excess risk ``½ eᵀΣe`` of online SGD on noisy least squares (``y = xᵀw* + σξ``,
     ``w* ~ N(0, I)``, ``w₀ = 0``) after ``samples // batch`` steps. All learning rates share the same
-    data (common random numbers). Returns a tensor [L, runs]."""
+    data (common random numbers). ``start`` (a tensor [d]) replaces the random initial error
+    ``e₀ = −w*`` by the same fixed ``e₀`` in every run. Returns a tensor [L, runs]."""
     lam = _eigenvalues(eigenvalues)
     batch, lrs = _batch(batch), _lrs(lrs)
     samples, runs = check_int("samples", samples, low=batch), check_int("runs", runs, low=1)
     noise = check_real("noise", noise, low=0)
     gen = _gen(seed, "batchsize.sgd_risk")
     root = lam.sqrt()
-    e = _risk_problem(lam, runs, gen).expand(lrs.numel(), -1, -1).clone()
+    if start is None:
+        e = _risk_problem(lam, runs, gen)
+    else:
+        e = check_tensor("start", start, ndim=1, dtype=DTYPE)
+        if e.numel() != lam.numel():
+            raise ValueError(f"start must have d = {lam.numel()} entries, got {e.numel()}")
+        e = e.expand(runs, -1)
+    e = e.expand(lrs.numel(), -1, -1).clone()
     scale = (lrs / batch)[:, None, None]
     for _ in range(samples // batch):
         x = torch.randn(runs, batch, lam.numel(), generator=gen, dtype=DTYPE) * root
@@ -462,11 +502,19 @@ def sgd_risk(eigenvalues, batch, lrs, *, samples, noise, runs, seed=None) -> tor
 
 
 def rmsprop_risk(eigenvalues, batch, lrs, *, samples, noise, runs, beta2, eps=1e-12,
-                 seed=None) -> torch.Tensor:
+                 seed=None, return_state=False):
     """Simulated excess risk of online RMSprop (no momentum, bias-corrected second moment
     ``v ← β₂v + (1 − β₂)g²``, step ``η g/(√v̂ + ε)``) on the problem of :func:`sgd_risk`, after
     ``samples // batch`` steps. ``beta2`` in [0, 1). Returns a tensor [L, runs]; a run that overflows
-    gets ``inf``."""
+    gets ``inf``.
+
+    With ``return_state=True`` it returns ``(risk, v_hat, v_pred)``, each ``v`` a tensor [L, runs, d]:
+    the final bias-corrected second moment ``v̂`` of the run, and its prediction from the run's own
+    path, the same average (same ``β₂``, same bias correction) of the conditional means
+    ``E[g_k² | e_t] = λ_k²e_k² + (λ_k eᵀΣe + λ_k²e_k² + σ²λ_k)/B`` (Gaussian fourth moments). Their
+    difference averages zero-mean terms, so ``E v̂ = E v_pred`` exactly; at the minimum (``e = 0``)
+    ``v_pred`` is the noise floor ``σ²λ_k/B``.
+    """
     lam = _eigenvalues(eigenvalues)
     batch, lrs = _batch(batch), _lrs(lrs)
     samples, runs = check_int("samples", samples, low=batch), check_int("runs", runs, low=1)
@@ -477,16 +525,26 @@ def rmsprop_risk(eigenvalues, batch, lrs, *, samples, noise, runs, beta2, eps=1e
     root = lam.sqrt()
     e = _risk_problem(lam, runs, gen).expand(lrs.numel(), -1, -1).clone()
     v = torch.zeros_like(e)
+    v_pred = torch.zeros_like(e) if return_state else None
     eta = lrs[:, None, None]
-    for t in range(1, samples // batch + 1):
+    steps = samples // batch
+    for t in range(1, steps + 1):
         x = torch.randn(runs, batch, lam.numel(), generator=gen, dtype=DTYPE) * root
         xi = noise * torch.randn(runs, batch, generator=gen, dtype=DTYPE)
+        if return_state:
+            curv = (lam * e) ** 2                                    # λ_k² e_k²
+            energy = (lam * e**2).sum(-1, keepdim=True)               # eᵀΣe
+            v_pred = beta2 * v_pred + (1 - beta2) * (curv + (lam * energy + curv + noise**2 * lam) / batch)
         r = torch.einsum("lrd,rbd->lrb", e, x) - xi
         g = torch.einsum("lrb,rbd->lrd", r, x) / batch
         v = beta2 * v + (1 - beta2) * g**2
         e = e - eta * g / ((v / (1 - beta2**t)).sqrt() + eps)
     risk = 0.5 * (e**2 * lam).sum(-1)
-    return torch.where(torch.isfinite(risk), risk, torch.full_like(risk, math.inf))
+    risk = torch.where(torch.isfinite(risk), risk, torch.full_like(risk, math.inf))
+    if return_state:
+        correction = 1 - beta2**steps
+        return risk, v / correction, v_pred / correction
+    return risk
 
 
 def best_lr(lrs, risks) -> float:
