@@ -86,7 +86,8 @@ book: $(STAMP)
 	  echo ""; \
 	  if [ -n "$${BOOK_REQUIRE_HTML:-}" ]; then echo "book: the HTML build failed (BOOK_REQUIRE_HTML is set)"; exit 1; fi; \
 	  echo "book: no HTML: the MyST book-theme is downloaded from the MyST template service, which this"; \
-	  echo "book: machine cannot reach (it needs internet once). The content alone was built."; \
+	  echo "book: machine cannot reach (it needs internet once). Building the content alone."; \
+	  (cd _build/book-site && myst build) || true; \
 	  test -n "$$(ls _build/book-site/_build/site/content/*.json 2>/dev/null)" || { echo "book: the content build failed"; exit 1; }; \
 	  mv _build/book-site/_build/site _build/; \
 	  echo "book: content built and validated: $$(ls _build/site/content/*.json | wc -l) pages in $$root/_build/site/content."; \

@@ -7,13 +7,14 @@ download, and checks that every page of the table of contents was built with its
 
 The chapters are not executed again here: each is replaced in the copy by its executed notebook from
 this test run (nbval's execution of it, shared through the ``executed_chapter`` fixture of the root
-conftest), which mystmd reads with its outputs. `make book` executes them with mystmd itself.
+conftest), which mystmd reads with its outputs. `make book` stages the same copy
+(``theorylab.booksite``) from its own execution of the chapters, so a chapter page's download is
+the executed notebook.
 """
 
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from page_checks import page_problems
+from page_checks import page_problems, png_size
+
+from theorylab.booksite import stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d")    # tqdm's "300/600 [00:01<00:01, ...]"
@@ -48,15 +51,7 @@ def is_chapter(file: str) -> bool:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, executed_chapter):
     work = tmp_path_factory.mktemp("site")
-    config = (ROOT / "myst.yml").read_text()
-    shutil.copytree(ROOT / "book", work / "book")
-    for file in toc_files():
-        if is_chapter(file):
-            chapter = ROOT / file
-            (work / file).unlink()
-            shutil.copy(executed_chapter(chapter), (work / file).with_suffix(".ipynb"))
-            config = config.replace(f"file: {file}", f"file: {file[:-3]}.ipynb")
-    (work / "myst.yml").write_text(config)
+    stage(ROOT / "myst.yml", executed_chapter, work)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     process = subprocess.Popen([myst_executable(), "build"], cwd=work, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,11 +92,59 @@ def test_every_toc_page_built_with_outputs(built):
         assert not PROGRESS_BAR.search(dumped), f"{file}: a progress bar is among the rendered outputs"
 
 
-def test_pages_show_readers_no_reprs_no_latex_titles_no_overlong_claims(built):
+def built_pages(work: Path) -> dict[str, dict]:
+    """The built pages by the file of the table of contents they come from (``book/NN-*.md`` for a
+    chapter built from its executed notebook)."""
+    pages = {}
+    for path in (work / "_build" / "site" / "content").glob("*.json"):
+        page = json.loads(path.read_text())
+        location = page.get("location", "").lstrip("/")
+        pages[location[:-6] + ".md" if location.endswith(".ipynb") else location] = page
+    return pages
+
+
+def test_pages_show_readers_no_reprs_no_latex_titles_no_overlong_claims_no_overwide_figures(built):
     work, _, _ = built
+    public = work / "_build" / "site" / "public"
     problems = [f"{p.stem}: {problem}" for p in sorted((work / "_build" / "site" / "content").glob("*.json"))
-                for problem in page_problems(json.loads(p.read_text()))]
+                for problem in page_problems(json.loads(p.read_text()),
+                                             image_size=lambda path: png_size(public / path.lstrip("/")))]
     assert not problems, "\n".join(problems)
+
+
+def test_chapters_are_numbered_in_order_and_the_other_pages_are_not(built):
+    pages = built_pages(built[0])
+    chapters = [file for file in toc_files() if is_chapter(file)]
+    assert chapters, "no chapter in the table of contents"
+    for number, file in enumerate(chapters, start=1):
+        assert pages[file]["frontmatter"].get("enumerator") == str(number), \
+            f"{file}: numbered {pages[file]['frontmatter'].get('enumerator')!r}, expected {number}"
+    for file in set(toc_files()) - set(chapters):
+        assert not pages[file]["frontmatter"].get("enumerator"), f"{file} is numbered like a chapter"
+
+
+def test_chapter_pages_offer_their_executed_notebook_for_download(built):
+    work, _, _ = built
+    pages = built_pages(work)
+    for file in (f for f in toc_files() if is_chapter(f)):
+        exports = pages[file]["frontmatter"].get("exports", [])
+        notebook = next((e for e in exports if e.get("format") == "ipynb"), None)
+        assert notebook and notebook["filename"] == Path(file).with_suffix(".ipynb").name, \
+            f"{file}: downloads {[e.get('filename') for e in exports]}"
+        download = work / "_build" / "site" / "public" / notebook["url"].lstrip("/")
+        cells = json.loads(download.read_text())["cells"]
+        outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{file}: the download has no figures"
+        assert not any(o.get("output_type") == "error" for o in outputs), f"{file}: the download has an error"
+
+
+def test_landing_page_shows_the_subtitle_and_the_byline_is_the_project():
+    config = yaml.safe_load((ROOT / "myst.yml").read_text())
+    intro = yaml.safe_load((ROOT / "book" / "intro.md").read_text().split("---")[1])
+    assert intro["subtitle"] == config["project"]["subtitle"]
+    assert [a["name"] for a in config["project"]["authors"]] == ["The theorylab project"]
+    for option in ("favicon", "logo", "style"):       # files the HTML theme copies into the site
+        assert (ROOT / config["site"]["options"][option]).is_file(), option
 
 
 def test_deploy_workflow_builds_the_html_site_and_publishes_it():
@@ -121,6 +164,8 @@ def test_launch_buttons_point_at_the_repository_and_binder_environment():
     repo = project["github"].removeprefix("https://github.com/")
     assert project["jupyter"]["binder"]["repo"] == repo
     assert (ROOT / "environment.yml").exists() and os.access(ROOT / "postBuild", os.X_OK)
+    # a chapter page is built from book/NN-*.ipynb, which its launch button opens: Binder writes it
+    assert "jupytext --quiet --to ipynb" in (ROOT / "postBuild").read_text()
 
 
 def test_bibliography_page_cites_every_entry():

@@ -65,7 +65,8 @@ def test_generator_same_seed_same_numbers():
 
 def test_figure_style_and_shapes():
     fig, axes = figure(1, 3)
-    assert len(axes) == 3 and fig.get_size_inches()[0] == pytest.approx(12.6)
+    assert len(axes) == 3 and fig.get_size_inches()[0] == pytest.approx(9.6)   # 12.6 in, capped
+    assert figure(1, 2)[0].get_size_inches()[0] == pytest.approx(8.4)
     assert matplotlib.rcParams["axes.spines.top"] is False
     with pytest.raises(ValueError, match="nrows"):
         figure(0, 1)

@@ -16,6 +16,13 @@ COLORS = {
     "muted": "#8d96a3",
 }
 
+#: The widest a figure is drawn, in inches: 960 px at the 100 dpi it is laid out at, about 970 px with
+#: the tight bounding box's margin. The book's text column is 727 px wide and the theme scales a wider
+#: figure down to it; up to 1010 px (12.5 / 9 times the column) the smallest text, 9-pt legends of
+#: 12.5 px, stays at 9 px or more on the page. tests/page_checks.py checks every built figure against
+#: that limit (COLUMN_PX * MAX_OVERFLOW); this width leaves room for text the bounding box adds.
+MAX_WIDTH = 9.6
+
 STYLE = {
     "figure.figsize": (6.4, 4.0),
     "figure.dpi": 100,
@@ -66,12 +73,14 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
     displays it (pyplot figures are also shown automatically at the end of the cell).
 
     ``width`` and ``height`` are in inches; by default 4.2 in per column (6.4 in for one) and
-    3.4 in per row.
+    3.4 in per row. The width is at most :data:`MAX_WIDTH`, so that a figure's text stays legible
+    once the book fits it to its column: a wider request gets the same panels with relatively larger
+    text (the height is kept).
     """
     if nrows < 1 or ncols < 1:
         raise ValueError(f"nrows and ncols must be at least 1, got nrows={nrows}, ncols={ncols}")
     use_style()
-    width = width or (6.4 if ncols == 1 else 4.2 * ncols)
+    width = min(width or (6.4 if ncols == 1 else 4.2 * ncols), MAX_WIDTH)
     height = height or 3.4 * nrows + (0.6 if nrows == 1 else 0.0)
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots(nrows, ncols, **kwargs)
