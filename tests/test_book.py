@@ -68,7 +68,7 @@ def built(tmp_path_factory, executed_chapter):
 def test_no_warnings_or_errors(built):
     _, output, returncode = built
     problems = [line for line in output.splitlines()
-                if ("⚠️" in line or "❌" in line or re.search(r"\berror\b", line, re.I))
+                if (any(mark in line for mark in ("⚠️", "❌", "⛔")) or re.search(r"\berror\b", line, re.I))
                 and not THEME_DOWNLOAD.search(line)]
     assert not problems, "mystmd reported:\n" + "\n".join(problems)
     if returncode != 0:
