@@ -251,13 +251,15 @@ API = [
         dict(X="tensor", W="tensor", v="tensor", dW="tensor", dv="tensor", backend="choice")),
     # --- the modules of other topics (their bugs: KNOWN_BUGS)
     Api(K + "sgd_log_norms", lambda: dict(eigenvalues=pos(3), lrs=torch.tensor([0.1, 0.2]).double(),
-                                          e0=g(2, 3), steps=3, batch=2, burn_in=1, seed=0),
+                                          e0=g(2, 3), steps=3, batch=2, burn_in=1, seed=0,
+                                          backend="torch"),    # validation is before dispatch; the
+                                                               # interpreted kernel costs 50 ms a call
         dict(eigenvalues="tensor+", lrs="tensor+", e0="tensor", steps="size", batch="size",
              burn_in="count", seed="seed", backend="choice")),
     Api(K + "collapse_directions", lambda: dict(
         size=torch.tensor([5.0, 10.0]), total=torch.tensor([20.0, 20.0]), lambda_w=torch.full((2,), 1e-3),
         lambda_h=torch.full((2,), 1e-3), s0=torch.full((2,), 0.1), t0=torch.full((2,), 0.1), depth=2,
-        lr=0.1, momentum=0.9, n_steps=5),
+        lr=0.1, momentum=0.9, n_steps=5, backend="torch"),
         dict(size="tensor+", total="tensor+", lambda_w="tensor+", lambda_h="tensor+", s0="tensor",
              t0="tensor", depth="size", lr="pos", momentum="unit0", n_steps="count", backend="choice")),
     Api(GEN + "gaussian_posterior", lambda: dict(X=g(5, 3), prior=torch.tensor([0.4, 0.6]),
