@@ -323,7 +323,7 @@ def train_balanced(objective: str, lam, rho, *, depth: int, eps: float, lr: floa
     """Gradient descent from the balanced, aligned start, one scalar per feature: ``u ← u + lr·u̇(u)``.
 
     From ``W_a = V = ε^{1/L} I`` (:func:`train_population` with ``init_noise=0``) every layer and the
-    predictor receive the same gradient on feature ``i``, so they stay equal to ``u_i I`` and matrix
+    predictor receive the same gradient on feature ``i``, so they stay equal to ``diag(u)`` and matrix
     gradient descent computes exactly this Euler step of the ODE in the module docstring, at a cost of
     O(d) per step instead of O(L d³). ``encoder`` records ``w̄ = u^L`` [T, n_features] (float64);
     ``final_encoder`` and ``final_predictor`` are left empty. Time is ``lr × step``.
