@@ -181,6 +181,21 @@ def test_sharp_tilt_is_the_svm_just_above_critical_C(n_neg, n_pos):
         tl.sharp_tilt(X, y, 0.0)
 
 
+@pytest.mark.parametrize("n_neg,n_pos", [(30, 45), (40, 40)])
+def test_sharp_tilt_eps_max_is_where_the_premise_stops_holding(n_neg, n_pos):
+    X, y = two_blobs(n_neg, n_pos)
+    eps_max = tl.sharp_tilt(X, y, 1e-4).eps_max
+    assert 0 < eps_max < 10.0
+    assert tl.sharp_tilt(X, y, 2 * eps_max).eps_max == eps_max     # a property of the data, not of eps
+    assert tl.sharp_tilt(X, y, eps_max * (1 - 1e-6)).premise
+    assert not tl.sharp_tilt(X, y, eps_max * (1 + 1e-6)).premise
+    # just below eps_max the two-point solution is still libsvm's SVM
+    eps = 0.9 * eps_max
+    W, _ = tl.svm_path(X, y, [(1 + eps) * tl.critical_C(X, y)], tol=1e-12)
+    st = tl.sharp_tilt(X, y, eps)
+    np.testing.assert_allclose(st.w, W[0], rtol=1e-7, atol=1e-9 * np.linalg.norm(W[0]))
+
+
 def test_nc_angle_rounding_bound_covers_a_weighted_sum_parallel_to_j_minus_i():
     X, y = two_blobs(25, 60, d=9, seed=6)
     X = X * 1e3 + 5e3                      # an offset larger than ‖j − i‖: the sums cancel

@@ -453,6 +453,9 @@ class SharpTilt:
     w, b : the two-point solution itself (normal and intercept).
     premise : whether the two-point solution is the SVM (its KKT conditions hold: every other point has
         ``y s ≤ 1`` and both free dual weights lie strictly inside ``(0, C c_k)``).
+    eps_max : the largest step for which the premise holds: the margins ``y s`` and ``β`` are affine in
+        ``eps``, so it is the smallest ``eps`` at which a third point reaches the margin or ``β`` reaches
+        its bound (``inf`` if neither ever happens; 0 if a third point already sits on the margin at ``C₀``).
     """
 
     eps: float
@@ -462,6 +465,7 @@ class SharpTilt:
     w: np.ndarray
     b: float
     premise: bool
+    eps_max: float
 
 
 def sharp_tilt(X, y, eps: float) -> SharpTilt:
@@ -488,17 +492,27 @@ def sharp_tilt(X, y, eps: float) -> SharpTilt:
     phi = math.acos(min(1.0, max(-1.0, cos_phi)))
     sin_phi = math.sin(phi)
     C0 = critical_C(X, y)
-    C = (1.0 + eps) * C0
-    beta = eps * (n * C0 / 2) * float(g @ delta) / float(delta @ delta)
-    w = (n * C / 2) * g - beta * delta
-    b = float(1.0 - w @ X[p_idx])
-    margins = y * (X @ w + b)
+    half = n * C0 / 2
+    beta1 = half * float(g @ delta) / float(delta @ delta)     # β = eps · beta1
+    # w = w0 + eps w1 and b = b0 + eps b1 (b from w·p + b = 1), so every margin is affine in eps
+    w0, w1 = half * g, half * g - beta1 * delta
+    b0, b1 = float(1.0 - w0 @ X[p_idx]), float(-(w1 @ X[p_idx]))
+    m0, m1 = y * (X @ w0 + b0), y * (X @ w1 + b1)
+    w, b = w0 + eps * w1, b0 + eps * b1
+    margins = m0 + eps * m1
     others = np.ones(n, dtype=bool)
     others[[p_idx, q_idx]] = False
-    upper = C * n / (2 * max(len(pos), len(neg)))       # the smaller of the two bounds C c_k
-    premise = bool(margins[others].max() <= 1.0 and 0.0 < beta < upper)
+    upper0 = C0 * n / (2 * max(len(pos), len(neg)))     # the smaller of the two bounds C c_k, at C₀
+    rising = others & (m1 > 0)
+    eps_max = float(np.min((1.0 - m0[rising]) / m1[rising], initial=math.inf))
+    if beta1 <= 0:                                         # β ≤ 0: no two-point solution at any eps
+        eps_max = 0.0
+    elif beta1 > upper0:                                   # eps·beta1 < (1 + eps)·upper0
+        eps_max = min(eps_max, upper0 / (beta1 - upper0))
+    eps_max = max(eps_max, 0.0)
+    premise = bool(margins[others].max() <= 1.0 and 0.0 < eps * beta1 < (1.0 + eps) * upper0)
     return SharpTilt(eps, phi, eps * cos_phi * sin_phi,
-                     math.atan(eps * cos_phi * sin_phi / (1.0 + eps * sin_phi**2)), w, b, premise)
+                     math.atan(eps * cos_phi * sin_phi / (1.0 + eps * sin_phi**2)), w, b, premise, eps_max)
 
 
 def svm_path(X, y, Cs, *, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
