@@ -382,8 +382,8 @@ def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: fl
     W : [P, K, n]; b : [P, K]; iterations : int (of the slowest problem)
 
     Memory: one float64 copy of ``X`` (centred and rescaled in place) plus ``O(P·m·K + P·K·n)``; when
-    problems converge the solver copies the rows of those still running and frees the old copy, so for
-    that moment the peak is up to two copies.
+    problems converge the solver copies the rows of those still running. The full copy stays referenced
+    by this function until the solve ends, so from the first drop on the peak is up to two copies.
     """
     X = torch.as_tensor(X)
     if X.ndim != 3 or 0 in X.shape:
