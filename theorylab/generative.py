@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator
 
 from .kernels import prefix_class_stats
 from .seeding import make_generator, resolve_seed
-from .utils.validation import check_real, check_tensor
+from .utils.validation import check_int, check_real, check_tensor
 
 DTYPE = torch.float64
 EPS = torch.finfo(DTYPE).eps
@@ -248,6 +248,7 @@ class GaussianNaiveBayes(_LinearSoftmax):
     """
 
     def __init__(self, var_smoothing: float = 1e-9):
+        check_real("var_smoothing", var_smoothing, low=0)     # stored as given (scikit-learn's clone)
         self.var_smoothing = var_smoothing
 
     @_single_threaded
@@ -835,14 +836,19 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
     on (``n/m² ≤ 1/4``), where it is within 3% of the simulated excess error (tested for n = 32–512).
     Below that, for n ≥ 256 it even rises above chance (n = 512, m = 5: 0.63 against a simulated
     0.48) and is not monotone in ``m``: plot it only from :func:`nb_prediction_start` on.
-    ``m`` (≥ 3) may be a tensor (broadcast).
+    ``m`` (≥ 3, finite) is a number or a 1-D tensor/array/list of sizes; the result has its shape.
     """
+    if not isinstance(mixture, Mixture):
+        raise TypeError(f"mixture must be a Mixture, got {type(mixture).__name__}")
     if mixture.n_classes != 2:
         raise ValueError(f"the prediction is for two classes, got a mixture with {mixture.n_classes}")
+    order = check_int("order", order)
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
+    m = check_tensor("m", m, dtype=DTYPE)
+    if m.ndim > 1:
+        raise ValueError(f"m must be a number or a 1-D array of sizes, got shape {list(m.shape)}")
     c = _nb_curve_constants(mixture)
-    m = torch.as_tensor(m, dtype=DTYPE)
     if bool((m < 3).any()):
         raise ValueError(f"m must be at least 3, got {m.min().item():g}")
     normal = torch.distributions.Normal(0.0, 1.0)
@@ -906,10 +912,11 @@ def lr_error_coefficient(mixture: Mixture) -> dict[str, float | torch.Tensor]:
 def logistic_calibration_inverse(excess) -> torch.Tensor:
     """``ψ⁻¹`` of the binary logistic loss (nats): ``ψ(θ) = ½(1 + θ) ln(1 + θ) + ½(1 − θ) ln(1 − θ)`` on
     ``[0, 1]``. For any classifier ``f``, ``ε(f) − ε_Bayes ≤ ψ⁻¹(R(f) − R*)`` with ``R`` the logistic risk and
-    ``R*`` its minimum over all functions (Bartlett, Jordan and McAuliffe, 2006). ``excess`` ≥ 0 (a tensor
-    or number; values ≥ ln 2 give 1). Bisection to double precision."""
-    e = torch.as_tensor(excess, dtype=DTYPE)
-    if bool((e < 0).any()) or bool(torch.isnan(e).any()):
+    ``R*`` its minimum over all functions (Bartlett, Jordan and McAuliffe, 2006). ``excess``: finite and
+    ≥ 0, a number or a non-empty tensor/array of any shape (elementwise; values ≥ ln 2 give 1). Bisection
+    to double precision."""
+    e = check_tensor("excess", excess, dtype=DTYPE)
+    if bool((e < 0).any()):
         raise ValueError(f"excess must be ≥ 0, got minimum {e.min().item():g}")
 
     def psi(t):
@@ -962,10 +969,10 @@ def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | N
 def first_crossing(m_grid, values, level: float) -> float:
     """The first ``m`` at which ``values`` (one per ``m`` in ``m_grid``, decreasing on the whole) falls to
     ``level`` or below, interpolated linearly in ``log m`` between the two grid points around it;
-    ``nan`` if it never does, ``m_grid[0]`` if it starts below."""
+    ``nan`` if it never does, ``m_grid[0]`` if it starts below. ``m_grid`` positive, both finite."""
     level = check_real("level", level)
-    m = np.asarray(torch.as_tensor(m_grid, dtype=DTYPE), dtype=float)
-    v = np.asarray(torch.as_tensor(values, dtype=DTYPE), dtype=float)
+    m = check_tensor("m_grid", m_grid, dtype=DTYPE, positive=True).detach().cpu().numpy()
+    v = check_tensor("values", values, dtype=DTYPE).detach().cpu().numpy()
     if m.ndim != 1 or v.shape != m.shape:
         raise ValueError(f"m_grid and values must be 1-D of the same length, got {m.shape} and {v.shape}")
     below = np.nonzero(v <= level)[0]

@@ -61,12 +61,13 @@ def check_choice(name: str, value, choices) -> str:
 
 
 def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtype | None = None,
-                 finite: bool = True, nonempty: bool = True, nonnegative: bool = False) -> torch.Tensor:
+                 finite: bool = True, nonempty: bool = True, nonnegative: bool = False,
+                 positive: bool = False) -> torch.Tensor:
     """``value`` (a tensor, array or nested list of numbers) as a tensor, checked.
 
     ``dtype`` converts (float64 for theory computations); without it, tensors and arrays keep a
     floating dtype, integer and bool input become float64, and Python lists become float64. ``ndim``
-    is the required number of dimensions.
+    is the required number of dimensions. ``nonnegative`` requires every entry ≥ 0, ``positive`` > 0.
     """
     wrong_type = TypeError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__}")
     if isinstance(value, str | bytes) or value is None:
@@ -93,6 +94,8 @@ def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtyp
         raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
     if nonnegative and (tensor < 0).any():
         raise ValueError(f"{name} must be non-negative, got a minimum of {tensor.min().item():.4g}")
+    if positive and (tensor <= 0).any():
+        raise ValueError(f"{name} must be positive, got a minimum of {tensor.min().item():.4g}")
     return tensor
 
 
