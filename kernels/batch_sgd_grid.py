@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, check_int, use_triton
 
 
 @triton.jit
@@ -66,19 +66,25 @@ def _sgd_log_norm_kernel(X, E0, LRS, SCALE, LOG_OUT, E_OUT, runs, steps, burn_in
     tl.store(E_OUT + pid * d + cols, e, mask=mask)
 
 
-def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed):
+def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed) -> tuple[int, int, int, int]:
+    """Check the arguments of :func:`sgd_log_norms`; return ``steps, batch, burn_in, seed`` as Python ints
+    (numpy integers are accepted)."""
     for name, t in (("eigenvalues", eigenvalues), ("lrs", lrs)):
         if not isinstance(t, torch.Tensor) or t.ndim != 1 or not t.is_floating_point() or t.numel() == 0:
             raise ValueError(f"{name} must be a non-empty 1-D floating tensor, "
                              f"got {getattr(t, 'shape', t)!r}")
+        check_finite(**{name: t})
         if not bool((t > 0).all()):
             raise ValueError(f"{name} must be positive")
     d = eigenvalues.numel()
-    if not isinstance(e0, torch.Tensor) or e0.ndim != 2 or e0.shape[1] != d:
-        raise ValueError(f"e0 must be a [runs, d] tensor with d = {d}, got {getattr(e0, 'shape', e0)!r}")
-    for name, v, low in (("steps", steps, 1), ("batch", batch, 1), ("burn_in", burn_in, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer ≥ {low}, got {v!r}")
+    if not isinstance(e0, torch.Tensor) or e0.ndim != 2 or e0.shape[1] != d or not e0.is_floating_point():
+        raise ValueError(f"e0 must be a floating [runs, d] tensor with d = {d}, "
+                         f"got {getattr(e0, 'dtype', type(e0).__name__)} {getattr(e0, 'shape', e0)!r}")
+    if e0.shape[0] == 0:
+        raise ValueError(f"e0 must hold at least one run, got shape {list(e0.shape)}")
+    check_finite(e0=e0)
+    steps, batch = check_int("steps", steps), check_int("batch", batch)
+    burn_in = check_int("burn_in", burn_in, low=0)
     if burn_in >= steps:
         raise ValueError(f"burn_in must be smaller than steps ({steps}), got {burn_in}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
@@ -87,6 +93,7 @@ def _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed):
     if X is not None and (not isinstance(X, torch.Tensor) or tuple(X.shape) != wanted):
         raise ValueError(f"X must have shape [runs, steps, batch, d] = {[e0.shape[0], steps, batch, d]}, "
                          f"got {list(getattr(X, 'shape', []))}")
+    return steps, batch, burn_in, int(seed)
 
 
 def sgd_log_norms(eigenvalues: torch.Tensor, lrs: torch.Tensor, e0: torch.Tensor, *, steps: int, batch: int,
@@ -118,7 +125,7 @@ def sgd_log_norms(eigenvalues: torch.Tensor, lrs: torch.Tensor, e0: torch.Tensor
     final : Tensor [L, runs, d], float32
         The unit direction of ``e_T``.
     """
-    _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed)
+    steps, batch, burn_in, seed = _validate(eigenvalues, lrs, e0, steps, burn_in, batch, X, seed)
     if not use_triton(e0, backend):
         return sgd_log_norms_reference(eigenvalues, lrs, e0, steps=steps, batch=batch, burn_in=burn_in, X=X,
                                        seed=seed)

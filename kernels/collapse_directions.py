@@ -20,11 +20,13 @@ scheme, one vectorised launch per operation per step.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
 
-from .dispatch import use_triton
+from .dispatch import check_finite, check_int, check_real, use_triton
 
 BLOCK = 128
 
@@ -68,13 +70,15 @@ def _collapse_directions_kernel(SIZE, TOTAL, LAMW, LAMH, S0, T0, A_OUT, G_OUT, P
 
 
 def _validate(size, total, lambda_w, lambda_h, s0, t0, depth, lr, momentum, n_steps):
-    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 8:
+    """Check the arguments of :func:`collapse_directions`; return ``depth, lr, momentum, n_steps`` as Python
+    numbers (numpy scalars are accepted)."""
+    depth = check_int("depth", depth)
+    if depth > 8:
         raise ValueError(f"depth must be an integer in [1, 8], got {depth!r}")
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
-    if not (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(momentum, int | float) and not isinstance(momentum, bool) and 0 <= momentum < 1):
+    n_steps = check_int("n_steps", n_steps, low=0)
+    lr = check_real("lr", lr, low=0.0, high=math.inf)
+    momentum = check_real("momentum", momentum, low=-math.inf, high=math.inf)
+    if not 0 <= momentum < 1:
         raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
     tensors = (("size", size), ("total", total), ("lambda_w", lambda_w), ("lambda_h", lambda_h), ("s0", s0),
                ("t0", t0))
@@ -88,8 +92,10 @@ def _validate(size, total, lambda_w, lambda_h, s0, t0, depth, lr, momentum, n_st
     for name, t in tensors[:4]:
         if not bool((t > 0).all()):
             raise ValueError(f"{name} must be positive")
+    check_finite(**dict(tensors))
     if not bool((size <= total).all()):
         raise ValueError("size must not exceed total (a class cannot be larger than the data set)")
+    return depth, lr, momentum, n_steps
 
 
 def collapse_directions(size: torch.Tensor, total: torch.Tensor, lambda_w: torch.Tensor,
@@ -118,7 +124,8 @@ def collapse_directions(size: torch.Tensor, total: torch.Tensor, lambda_w: torch
     a : Tensor [P], ``s^{2M}`` at the end (float64 from the torch reference; the inputs' dtype from Triton)
     g : Tensor [P], the direction's share of the objective at the end
     """
-    _validate(size, total, lambda_w, lambda_h, s0, t0, depth, lr, momentum, n_steps)
+    depth, lr, momentum, n_steps = _validate(size, total, lambda_w, lambda_h, s0, t0, depth, lr, momentum,
+                                             n_steps)
     if not use_triton(size, backend):
         return collapse_directions_reference(size, total, lambda_w, lambda_h, s0, t0, depth=depth, lr=lr,
                                              momentum=momentum, n_steps=n_steps)

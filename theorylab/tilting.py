@@ -66,6 +66,20 @@ def _array(name: str, value) -> np.ndarray:
     return raw.astype(np.float64)
 
 
+def _device(device) -> torch.device:
+    """``device`` as a ``torch.device`` (``config.device()`` when None); a CUDA device this machine lacks
+    is ``config.check_cuda``'s clear ``RuntimeError`` here, not torch's deep inside the first transfer."""
+    if device is None:
+        return config.device()
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if device.type == "cuda":
+        config.check_cuda(device)
+    return device
+
+
 def _matrix(name: str, X) -> np.ndarray:
     X = _array(name, X)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
@@ -585,9 +599,11 @@ def _classifiers(X, labels, W, b, positive, negative):
     m = W.shape[0]
     if W.shape[1] != d:
         raise ValueError(f"W must have shape [m, {d}] for X of shape {list(X.shape)}, got {list(W.shape)}")
-    b = np.asarray(b, dtype=np.float64)
+    b = _array("b", b)
     if b.shape != (m,):
         raise ValueError(f"b must have shape [{m}], got {list(b.shape)}")
+    if not np.isfinite(b).all():
+        raise ValueError(f"b must be finite, got NaN or infinity at index {int(np.argmin(np.isfinite(b)))}")
     labels = _class_ids(labels, n)
     try:
         pos = np.broadcast_to(np.asarray(positive), (m,)).astype(np.int64)
@@ -662,6 +678,7 @@ def classifier_statistics(X, labels, W, b, positive=1, negative=-1, *, device=No
     ClassifierStatistics
     """
     X, labels, W, b, pos, neg, norms = _classifiers(X, labels, W, b, positive, negative)
+    device = _device(device)
 
     # Geometry in float64: centroids of every class, then ẑ and θ per classifier.
     classes = np.unique(labels)
@@ -673,7 +690,6 @@ def classifier_statistics(X, labels, W, b, positive=1, negative=-1, *, device=No
     cos = np.einsum("kd,kd->k", w_hat, z)
     theta = np.arctan2(np.linalg.norm(w_hat - cos[:, None] * z, axis=1), cos)
 
-    device = config.device() if device is None else torch.device(device)
     as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
     sums = classifier_stats(as_tensor(X), torch.as_tensor(labels, device=device), as_tensor(W), as_tensor(b),
                             torch.as_tensor(pos, device=device), torch.as_tensor(neg, device=device),
