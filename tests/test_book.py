@@ -24,7 +24,7 @@ import pytest
 import yaml
 from page_checks import page_problems, png_size
 
-from theorylab.booksite import stage
+from theorylab.booksite import fold_solution_code, stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d")    # tqdm's "300/600 [00:01<00:01, ...]"
@@ -136,6 +136,45 @@ def test_chapter_pages_offer_their_executed_notebook_for_download(built):
         outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{file}: the download has no figures"
         assert not any(o.get("output_type") == "error" for o in outputs), f"{file}: the download has an error"
+
+
+def _nodes(node, kind):
+    if isinstance(node, dict):
+        if node.get("type") == kind:
+            yield node
+        for value in node.values():
+            yield from _nodes(value, kind)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _nodes(item, kind)
+
+
+def test_solution_code_shows_inside_its_solution_dropdown_and_nowhere_else(built):
+    pages = built_pages(built[0])
+    for file in (f for f in toc_files() if is_chapter(f)):
+        solutions = list(_nodes(pages[file]["mdast"], "solution"))
+        assert solutions, f"{file}: no solution on the page"
+        without = [i for i, node in enumerate(solutions, 1)
+                   if not any(code.get("lang") == "python" for code in _nodes(node, "code"))]
+        assert not without, f"{file}: solutions {without} show no code"
+        shown = [code["value"] for code in _nodes(pages[file]["mdast"], "code")
+                 if code.get("executable") and code.get("visibility") != "remove"]
+        inside = {code["value"].strip() for node in solutions for code in _nodes(node, "code")}
+        assert not inside & {value.strip() for value in shown}, f"{file}: solution code shown twice"
+
+
+def test_folding_solution_code_needs_the_solution_block_just_before_it():
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["solution", "hide-input"]})
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(":::{solution} ex\nwhy\n:::"), cell])
+    fold_solution_code(good)
+    assert good.cells[0].source == ":::{solution} ex\nwhy\n\n```python\nx = 1\n```\n:::\n"
+    assert good.cells[1].metadata["tags"] == ["solution", "remove-input"]
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell(
+        "x = 1", metadata={"tags": ["solution"]})])
+    with pytest.raises(ValueError, match="solution cell 1"):
+        fold_solution_code(bad)
 
 
 def test_landing_page_shows_the_subtitle_and_the_byline_is_the_project():

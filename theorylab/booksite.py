@@ -8,6 +8,9 @@ shared with nbval. mystmd offers a page's source file as the page's download, so
 built from its executed ``.ipynb`` offers that notebook, with the outputs the page shows, ready to
 open in JupyterLab or Colab.
 
+An exercise's solution code is shown inside its Solution dropdown (``fold_solution_code``), where a
+reader looks for it, not in a separate "Source" dropdown after it.
+
     python -m theorylab.booksite --executed _build/book-run/executed --out _build/book-site
 """
 
@@ -31,6 +34,30 @@ def toc_files(config_text: str) -> list[str]:
 def is_chapter(path: Path) -> bool:
     """A chapter is a jupytext MyST notebook; the other pages (intro, notation, ...) are plain."""
     return path.suffix == ".md" and "format_name: myst" in path.read_text(encoding="utf-8")[:400]
+
+
+def fold_solution_code(nb) -> None:
+    """Show each solution cell's code inside the ``{solution}`` block just before it, in place.
+
+    A chapter writes an exercise's solution as a ``{solution}`` dropdown in Markdown followed by a code
+    cell tagged ``solution`` (the code the grader's checks run). On the page the code goes at the end of
+    the dropdown as a Python block and the code cell's own input is removed (``remove-input``; the cell
+    stays in the notebook, so the download still runs). Raises ``ValueError`` when a solution cell does
+    not follow a Markdown cell that ends its text with a ``{solution}`` block."""
+    for i, cell in enumerate(nb.cells):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type != "code" or "solution" not in tags:
+            continue
+        before = nb.cells[i - 1] if i > 0 else None
+        lines = before.source.rstrip().splitlines() if before and before.cell_type == "markdown" else []
+        openings = [k for k, line in enumerate(lines) if line.startswith(":::") and "{solution}" in line]
+        fence = openings and lines[openings[-1]].split("{")[0]       # ':::' (or more colons)
+        if not fence or lines[-1].strip() != fence:
+            raise ValueError(f"solution cell {i} does not follow a Markdown cell ending with a {{solution}} "
+                             "block: the book shows solution code inside that block")
+        code = cell.source.strip("\n")
+        before.source = "\n".join([*lines[:-1], "", "```python", code, "```", fence]) + "\n"
+        cell.metadata["tags"] = [t for t in tags if t != "hide-input"] + ["remove-input"]
 
 
 def stage(config: Path, executed: Callable[[Path], Path], out: Path) -> Path:
@@ -60,6 +87,7 @@ def stage(config: Path, executed: Callable[[Path], Path], out: Path) -> Path:
             raise FileNotFoundError(f"no executed notebook for {file}: {notebook}")
         nb = nbformat.read(str(notebook), as_version=4)
         nb.metadata.pop("jupytext", None)       # mystmd warns about jupytext's keys in an .ipynb
+        fold_solution_code(nb)
         (out / file).unlink()
         staged = Path(file).with_suffix(".ipynb").as_posix()
         nbformat.write(nb, str(out / staged))
