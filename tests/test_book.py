@@ -123,6 +123,18 @@ def test_chapters_are_numbered_in_order_and_the_other_pages_are_not(built):
         assert not pages[file]["frontmatter"].get("enumerator"), f"{file} is numbered like a chapter"
 
 
+#: The longest title the book-theme's sidebar shows on two lines at 1400 px (issue 23); a longer one
+#: needs a ``short_title`` in the page's front matter.
+SIDEBAR_TITLE_CHARS = 40
+
+
+def test_every_page_has_a_sidebar_title_that_fits(built):
+    shown = {file: page["frontmatter"].get("short_title") or page["frontmatter"].get("title", "")
+             for file, page in built_pages(built[0]).items()}
+    long = {file: title for file, title in shown.items() if not title or len(title) > SIDEBAR_TITLE_CHARS}
+    assert not long, f"titles missing or over {SIDEBAR_TITLE_CHARS} characters (give a short_title): {long}"
+
+
 def test_chapter_pages_offer_their_executed_notebook_for_download(built):
     work, _, _ = built
     pages = built_pages(work)

@@ -17,6 +17,7 @@ reader looks for it, not in a separate "Source" dropdown after it.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -60,6 +61,21 @@ def fold_solution_code(nb) -> None:
         cell.metadata["tags"] = [t for t in tags if t != "hide-input"] + ["remove-input"]
 
 
+def carry_short_title(nb) -> None:
+    """A chapter's ``short_title`` (in its front matter; the sidebar, the tab and prev/next show it in
+    place of a long title) as front matter of the first Markdown cell, where mystmd reads a notebook's.
+
+    jupytext keeps front-matter keys it does not know in the notebook's metadata; mystmd does not read
+    them there."""
+    short = nb.metadata.pop("short_title", None)
+    if not short:
+        return
+    first = next((cell for cell in nb.cells if cell.cell_type == "markdown"), None)
+    if first is None:
+        raise ValueError("a chapter with a short_title has no Markdown cell to carry it")
+    first.source = f"---\nshort_title: {json.dumps(short)}\n---\n\n" + first.source
+
+
 def stage(config: Path, executed: Callable[[Path], Path], out: Path) -> Path:
     """Copy the book of ``config`` (a ``myst.yml``) into ``out``, every chapter replaced by the
     executed notebook ``executed(chapter)``, and return the staged ``myst.yml``.
@@ -88,6 +104,7 @@ def stage(config: Path, executed: Callable[[Path], Path], out: Path) -> Path:
         nb = nbformat.read(str(notebook), as_version=4)
         nb.metadata.pop("jupytext", None)       # mystmd warns about jupytext's keys in an .ipynb
         fold_solution_code(nb)
+        carry_short_title(nb)
         (out / file).unlink()
         staged = Path(file).with_suffix(".ipynb").as_posix()
         nbformat.write(nb, str(out / staged))
