@@ -15,7 +15,8 @@ def test_dependencies_are_transitive_and_unrelated_cells_are_left_out():
 
 
 def test_a_functions_own_locals_and_a_comprehensions_variables_are_not_reads():
-    sources = ["x = 0", "i = 5", "def draw(ax, x):\n    y = x + 1\n    return [i for i in range(y)]", "draw(None, 3)"]
+    sources = ["x = 0", "i = 5", "def draw(ax, x):\n    y = x + 1\n    return [i for i in range(y)]",
+               "draw(None, 3)"]
     assert cells_needed(sources, 3) == [2, 3]
     binds, mutates, needs = cell_names(sources[2])
     assert binds == {"draw"} and not mutates and needs == set()
@@ -37,7 +38,8 @@ def test_cells_that_change_an_object_in_place_are_needed_too():
 
 
 def test_magics_are_ignored_and_loop_and_with_targets_bind():
-    sources = ["%matplotlib inline\nfor k in range(3):\n    pass\nwith open('f') as fh:\n    pass", "print(k, fh)"]
+    sources = ["%matplotlib inline\nfor k in range(3):\n    pass\nwith open('f') as fh:\n    pass",
+               "print(k, fh)"]
     assert cells_needed(sources, 1) == [0, 1]
 
 

@@ -15,13 +15,6 @@ from test_assignments import BOOK, CHAPTERS, code_cells
 from theorylab import assignments
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("released")
-    assignments.release(assignments.find_chapters(BOOK), out)
-    return out
-
-
 def _checks_in_order(chapter: str) -> list[assignments.TestCell]:
     _, exercises = assignments.read_chapter(BOOK / f"{chapter}.md")
     return sorted((test for exercise in exercises for test in exercise.tests), key=lambda test: test.index)

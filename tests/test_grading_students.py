@@ -15,14 +15,6 @@ from test_assignments import BOOK, CHAPTERS, code_cells, solution_cells, write
 
 from theorylab import assignments
 
-
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("released")
-    assignments.release(assignments.find_chapters(BOOK), out)
-    return out
-
-
 #: One chapter is enough: the tampering rules do not depend on the chapter (the mini book tests them
 #: too), and each chapter graded is a whole chapter executed; this one runs fastest (about 30 s).
 END_TO_END = "02-jepa-implicit-bias"
