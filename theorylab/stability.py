@@ -32,7 +32,8 @@ from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
-           "train", "train_many", "per_sample_gradients", "gauss_newton_trace", "gauss_newton_matvec",
+           "train", "train_many", "clipped_fraction", "per_sample_gradients", "gauss_newton_trace",
+           "gauss_newton_matvec",
            "gauss_newton_lambda_max", "mean_square_radius", "mean_square_threshold", "lyapunov_exponent",
            "lyapunov_exponents", "gd_escape_threshold", "sampling_factor", "l1_norm",
            "path_norm", "test_error", "training_loss", "parameter_count"]
@@ -700,6 +701,29 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
         model.final_loss_ = history[k]["loss"][-1]
         model.last_clipped_step_ = int(last_clipped[k])
         model.lr_, model.batch_size_ = lrs[k], batches[k]
+
+
+def clipped_fraction(model, after: int | None = None) -> float:
+    """Share of the steps ``after, …, steps − 1`` of a trained model's run at which clipping acted.
+
+    Read off ``history_["clipped"]`` (the clipped steps between consecutive records), so ``after``
+    (default ``steps // 2``: the second half of the run) must be a recorded step; with the default
+    ``record_every = steps // 100`` the halfway step is recorded whenever ``steps`` is a multiple of 200.
+    Unlike ``last_clipped_step_`` this count does not jump when rounding moves one rare clipped step
+    across ``after``.
+    """
+    history = getattr(model, "history_", None)
+    if not isinstance(history, dict) or "clipped" not in history:
+        raise ValueError("model has no training history: train it with train or train_many first")
+    steps = np.asarray(history["step"])
+    total = int(steps[-1])
+    if after is None:
+        after = total // 2
+    after = _check_int("after", after, 0, total - 1)
+    if after not in steps:
+        raise ValueError(f"after = {after} is not a recorded step (records every "
+                         f"{int(steps[1] - steps[0])} steps): the records cannot split the run there")
+    return float(np.asarray(history["clipped"])[steps > after].sum() / (total - after))
 
 
 # ----------------------------------------------------------------------------------------------
