@@ -13,6 +13,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from theorylab import generative as gen
 from theorylab.kernels import interpreter_on, prefix_class_stats, prefix_class_stats_reference
+from theorylab.seeding import make_generator
 
 
 def three_classes(m=240, n=9, seed=0, correlation=0.2):
@@ -301,6 +302,20 @@ def test_mixture_design_and_sampling():
     assert torch.equal(X2, mix.sample(50, seed=1)[0]) and torch.equal(y2, mix.sample(50, seed=1)[1])
     other = gen.gaussian_mixture(50, 6, n_classes=3, correlation=0.25, mean_scale=2.0, seed=2)
     assert not torch.equal(X2, other[0])
+
+
+def test_sample_builds_the_same_numbers_in_place():
+    """``Mixture.sample`` forms X in the buffer of its normal draws; the numbers are bitwise those of the
+    out-of-place formula μ_y + (√(1−ρ) z + √ρ c) σ on the same draws (the chapters' streams do not move)."""
+    for mix in (gen.mixture(7, correlation=0.3, mean_scale=0.5), gen.mixture(5, n_classes=3)):
+        X, y = mix.sample(400, seed=11)
+        g = make_generator(11)
+        labels = torch.randint(0, mix.n_classes, (400,), generator=g)
+        z = torch.randn(400, mix.n_features, generator=g, dtype=torch.float64)
+        common = torch.randn(400, 1, generator=g, dtype=torch.float64)
+        rho = mix.correlation
+        expected = mix.means[labels] + (math.sqrt(1 - rho) * z + math.sqrt(rho) * common) * mix.std
+        assert torch.equal(y, labels) and torch.equal(X, expected)
 
 
 @pytest.mark.parametrize("n_classes, correlation", [(2, 0.0), (2, 0.3), (3, 0.2), (4, 0.0)])
