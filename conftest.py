@@ -243,6 +243,17 @@ def chapter_claims(executed_chapter):
     return get
 
 
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """Every chapter of the book released (``theorylab assignments release``) into a fresh folder (the
+    grading tests)."""
+    from theorylab import assignments
+
+    out = tmp_path_factory.mktemp("released")
+    assignments.release(assignments.find_chapters(ROOT / "book"), out)
+    return out
+
+
 def pytest_collect_file(file_path, parent):
     option = parent.config.option
     if (option.nbval or option.nbval_lax) and is_myst_notebook(file_path):
