@@ -45,3 +45,14 @@ def test_resolve_seed_accepts_numpy_ints_and_rejects_the_rest():
         seeding.resolve_seed(-2, "x")
     with pytest.raises(ValueError, match="name"):
         seeding.seed("")
+
+
+def test_seed_base_stands_in_for_the_environment(monkeypatch):
+    monkeypatch.setenv("THEORYLAB_SEED", "7")
+    at_seven = seeding.seed("icl-train")
+    monkeypatch.setenv("THEORYLAB_SEED", "0")
+    assert seeding.seed("icl-train", base=7) == at_seven != seeding.seed("icl-train")
+    with pytest.raises(ValueError, match="base"):
+        seeding.seed("icl-train", base=-1)
+    with pytest.raises(TypeError, match="base"):
+        seeding.seed("icl-train", base=True)

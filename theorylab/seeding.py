@@ -20,6 +20,8 @@ import random
 import numpy as np
 import torch
 
+from .utils.validation import check_int
+
 __all__ = ["base_seed", "seed", "make_generator", "resolve_seed", "seed_everything"]
 
 _MAX_SEED = 2**31 - 1
@@ -37,15 +39,18 @@ def base_seed() -> int:
     return value
 
 
-def seed(name: str) -> int:
+def seed(name: str, *, base: int | None = None) -> int:
     """The seed of the stream called ``name``, derived from ``THEORYLAB_SEED`` (an int in [0, 2³¹)).
 
     Names are free text (``"icl-trained"``, ``"stability-sgd[B=4]"``); two names give independent
-    streams, and one name gives the same seed until ``THEORYLAB_SEED`` changes.
+    streams, and one name gives the same seed until ``THEORYLAB_SEED`` changes. ``base`` (an int ≥ 0)
+    stands in for ``THEORYLAB_SEED``: the stream a chapter run at that seed would draw (a calibration
+    over many seeds uses it).
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name must be a non-empty string naming the random stream, got {name!r}")
-    digest = hashlib.sha256(f"{base_seed()}/{name}".encode()).digest()
+    base = base_seed() if base is None else check_int("base", base, low=0)
+    digest = hashlib.sha256(f"{base}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % _MAX_SEED
 
 
