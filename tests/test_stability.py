@@ -392,8 +392,28 @@ def test_clipped_fraction_counts_the_clipped_steps_after_a_recorded_step():
         st.clipped_fraction(st.TwoLayerReLU(5, 7, seed=0))
 
 
-# Chapter 4's stability.clipping-off threshold, CLIP_SHARE: at most 0.2 % of the second half's steps clipped.
-CLIP_SHARE = 2e-3
+# Chapter 4's clipping threshold: at most st.CLIP_SHARE (0.2 %) of the second half's steps clipped.
+CLIP_SHARE = st.CLIP_SHARE
+
+
+def test_clipping_budget_counts_the_clipped_steps_allowed_and_the_stretch_they_leave():
+    assert CLIP_SHARE == 2e-3
+    # chapter 4: the diagonal grid (30 000 steps), the ReLU runs (SGD 45 000, GD 8 000), the small at-scale GD
+    assert st.clipping_budget(30_000) == (30, 483)           # 30 cuts leave 31 stretches, 14 970 steps in all
+    assert st.clipping_budget(45_000) == (45, 489)
+    assert st.clipping_budget(8_000) == (8, 444)
+    assert st.clipping_budget(15_000) == (15, 468)
+    assert st.clipping_budget(1001) == (1, 250)               # odd: the second half is steps 500, ..., 1000
+    for steps in (200, 1000, 30_000, 45_000):
+        clipped, stretch = st.clipping_budget(steps)
+        half = steps - steps // 2
+        assert clipped / half <= CLIP_SHARE < (clipped + 1) / half
+        assert (clipped + 1) * stretch >= half - clipped > (clipped + 1) * (stretch - 1)
+    assert st.clipping_budget(1000, share=0.0) == (0, 500)
+    with pytest.raises(ValueError, match="share"):
+        st.clipping_budget(1000, share=1.0)
+    with pytest.raises(ValueError, match="steps"):
+        st.clipping_budget(1)
 
 
 def chapter_grid_runs(monkeypatch, theorylab_seed, eta, runs, engine, steps=30_000):
@@ -407,11 +427,18 @@ def chapter_grid_runs(monkeypatch, theorylab_seed, eta, runs, engine, steps=30_0
                          seed=[seed(f"stability-diag-sgd-{s}") for s in runs])
 
 
-def excursion_steps(model):
-    """Clipped steps after the initial clipped phase (ended by the first 300-step record without one)."""
-    counts = model.history_["clipped"][1:]
-    unclipped = np.flatnonzero(counts == 0)
-    return int(counts[unclipped[0]:].sum()) if len(unclipped) else int(counts.sum())
+excursion_steps = st.excursion_steps
+
+
+def test_excursion_steps_count_the_clipped_steps_after_the_initial_phase():
+    class Run:
+        pass
+    run = Run()
+    for counts, want in (([0, 5, 3, 0, 0, 2, 0, 1], 3), ([0, 4, 4], 8), ([0, 0, 2, 0], 2), ([0, 3, 0], 0)):
+        run.history_ = {"step": np.arange(len(counts)), "clipped": np.array(counts)}
+        assert st.excursion_steps(run) == want, counts
+    with pytest.raises(ValueError, match="no training history"):
+        st.excursion_steps(st.TwoLayerReLU(5, 7, seed=0))
 
 
 def test_clipped_share_of_the_chapter_grid_survives_a_change_of_rounding(monkeypatch):
@@ -424,7 +451,7 @@ def test_clipped_share_of_the_chapter_grid_survives_a_change_of_rounding(monkeyp
     either engine keeps its clipped steps after the initial clipped phase within half the threshold's
     30, in all and in the second half: a rounding change redraws when excursions come and how many,
     not their scale."""
-    budget = CLIP_SHARE * 15_000 / 2
+    budget = st.clipping_budget(30_000)[0] / 2
     excursions = {}
     for engine in ("numpy", "torch"):
         models = chapter_grid_runs(monkeypatch, 5, 0.03, range(8), engine)

@@ -32,7 +32,8 @@ from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
-           "train", "train_many", "clipped_fraction", "per_sample_gradients", "gauss_newton_trace",
+           "train", "train_many", "CLIP_SHARE", "clipped_fraction", "clipping_budget", "excursion_steps",
+           "per_sample_gradients", "gauss_newton_trace",
            "gauss_newton_matvec",
            "gauss_newton_lambda_max", "mean_square_radius", "mean_square_threshold", "lyapunov_exponent",
            "lyapunov_exponents", "gd_escape_threshold", "sampling_factor", "l1_norm",
@@ -703,6 +704,29 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
         model.lr_, model.batch_size_ = lrs[k], batches[k]
 
 
+#: The share of a run's second half at which clipping may act for the run to count as plain constant-η
+#: SGD (chapter 4's clipping claims, and its studies' "converged plainly"): 0.2 % of those steps. A
+#: minimum reached under this threshold was held by unclipped steps over a stretch of at least
+#: :func:`clipping_budget`'s second value, long enough for a clearly positive Lyapunov exponent to show.
+CLIP_SHARE = 2e-3
+
+
+def clipping_budget(steps: int, share: float = CLIP_SHARE) -> tuple[int, int]:
+    """What :data:`CLIP_SHARE` allows in the second half of a run of ``steps`` steps.
+
+    Returns ``(clipped, stretch)``: the most clipped steps among the ``steps − steps // 2`` of the
+    second half that keep :func:`clipped_fraction` ≤ ``share``, and the length of the longest unclipped
+    stretch those steps must leave, ``⌈(half − clipped) / (clipped + 1)⌉`` (``clipped`` steps cut the
+    half into at most ``clipped + 1`` unclipped stretches).
+    """
+    steps = _check_int("steps", steps, 2)
+    if not 0 <= share < 1:
+        raise ValueError(f"share must be in [0, 1), got {share}")
+    half = steps - steps // 2
+    clipped = math.floor(share * half + 1e-9)        # a product a rounding below an integer counts as it
+    return clipped, math.ceil((half - clipped) / (clipped + 1))
+
+
 def clipped_fraction(model, after: int | None = None) -> float:
     """Share of the steps ``after, …, steps − 1`` of a trained model's run at which clipping acted.
 
@@ -724,6 +748,24 @@ def clipped_fraction(model, after: int | None = None) -> float:
         raise ValueError(f"after = {after} is not a recorded step (records every "
                          f"{int(steps[1] - steps[0])} steps): the records cannot split the run there")
     return float(np.asarray(history["clipped"])[steps > after].sum() / (total - after))
+
+
+def excursion_steps(model) -> int:
+    """Clipped steps of a trained model's run after its initial clipped phase: its excursions.
+
+    From a large initialisation clipping acts on the first steps; the initial phase ends at the first
+    record interval of ``history_["clipped"]`` without a clipped step. What is clipped after that are
+    excursions: the iterate strays from the minimum for a step or a few and is pulled back. Their total
+    bounds what they can add to :func:`clipped_fraction`'s count wherever they fall, in particular
+    after a change of rounding that moves them (a run that never leaves its initial phase counts all
+    its clipped steps).
+    """
+    history = getattr(model, "history_", None)
+    if not isinstance(history, dict) or "clipped" not in history:
+        raise ValueError("model has no training history: train it with train or train_many first")
+    counts = np.asarray(history["clipped"])[1:]            # entry 0 is the record at step 0
+    unclipped = np.flatnonzero(counts == 0)
+    return int(counts[unclipped[0]:].sum()) if len(unclipped) else int(counts.sum())
 
 
 # ----------------------------------------------------------------------------------------------
