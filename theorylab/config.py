@@ -1,4 +1,4 @@
-"""Run-time settings shared by every chapter: the scale, the device and the dtype for theory checks.
+"""Run-time settings shared by every chapter: the scale and the device.
 
 The scale is read from the environment variable ``THEORYLAB_SCALE``:
 
@@ -20,10 +20,6 @@ import warnings
 import torch
 
 SCALES = ("small", "full")
-
-#: dtype for every computation whose result is compared with a formula.
-THEORY_DTYPE = torch.float64
-
 
 _warned_full_on_cpu = False
 
