@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,3 +218,67 @@ def test_train_balanced_validates():
         jepa.train_balanced("jepa", [1.0], [0.5], depth=2, eps=0.01, lr=0.0, steps=10)
     with pytest.raises(ValueError, match="steps"):
         jepa.train_balanced("jepa", [1.0], [0.5], depth=2, eps=0.01, lr=0.1, steps=0)
+
+
+@pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_fastest_rate_is_the_largest_slope_of_the_velocity(objective, depth):
+    lam = torch.tensor([1.5, 0.7], dtype=torch.float64)
+    rho, eps = torch.tensor([0.9, 0.4], dtype=torch.float64), 0.01
+    rate = jepa.fastest_rate(objective, lam, rho, depth=depth, eps=eps)
+    # brute force: finite differences of the velocity along each feature's path
+    ends = jepa.fixed_point(objective, rho, depth=depth) ** (1 / depth)
+    slopes = []
+    for k in range(2):
+        u = np.linspace(eps ** (1 / depth), ends[k].item(), 20001)
+        v = jepa._velocity(objective, u, lam[k].item(), rho[k].item(), depth)
+        slopes.append(np.abs(np.gradient(v, u)).max())
+    assert rate == pytest.approx(max(slopes), rel=1e-3)
+    # at the fixed point the slope is known in closed form (JEPA: λρ^{2L-1}; MAE: (L+1)λρ^{(L-1)/(L+1)})
+    fp = ends.numpy()
+    at_fixed = jepa._velocity_slope(objective, fp, lam.numpy(), rho.numpy(), depth)
+    closed = (-lam * rho ** (2 * depth - 1) if objective == "jepa"
+              else -(depth + 1) * lam * rho ** ((depth - 1) / (depth + 1))).numpy()
+    np.testing.assert_allclose(at_fixed, closed, rtol=1e-12)
+    assert rate >= np.abs(at_fixed).max()
+
+
+def test_fastest_rate_rejects_bad_input():
+    with pytest.raises(ValueError, match="points"):
+        jepa.fastest_rate("jepa", [1.0], [0.5], depth=2, eps=0.01, points=1)
+    with pytest.raises(ValueError, match="objective"):
+        jepa.fastest_rate("byol", [1.0], [0.5], depth=2, eps=0.01)
+
+
+def _panel_gd_deviation(objective, lam, rho, depth, eps):
+    """Chapter 2's Explore panel: GD at a tenth of the flow's fastest time scale (at most 1/3000 of the
+    race, at most 60 000 steps) against the ODE, in units of the fixed point."""
+    lam, rho = torch.tensor(lam, dtype=torch.float64), torch.tensor(rho, dtype=torch.float64)
+    end = 2.5 * jepa.exact_half_time(objective, lam, rho, depth=depth, eps=eps).max().item()
+    lr = min(0.1 / jepa.fastest_rate(objective, lam, rho, depth=depth, eps=eps), end / 3000)
+    steps = min(math.ceil(end / lr), 60_000)
+    run = jepa.train_balanced(objective, lam, rho, depth=depth, eps=eps, lr=lr, steps=steps,
+                              record_every=max(1, math.ceil(end / lr) // 30))
+    ode = jepa.ode_trajectory(objective, lam, rho, depth=depth, eps=eps, times=run.times)
+    return ((run.encoder - ode) / jepa.fixed_point(objective, rho, depth=depth)).abs().max().item()
+
+
+def test_panel_gd_sits_on_the_flow():
+    """The chapter's prose: within 1 % at the panel's default setting, about 8 % at the worst of 418
+    random slider settings (JEPA, L = 1, ε = 10^-3.5, one feature far slower)."""
+    for objective in ("jepa", "mae"):
+        assert _panel_gd_deviation(objective, [1.25, 1.0], [0.5, 1.0], 3, 0.01) < 0.01
+    assert _panel_gd_deviation("jepa", [1.0, 1.05], [0.8, 0.35], 1, 10**-3.5) < 0.08
+
+
+def test_ode_trajectory_is_fast_and_right_on_a_stiff_race():
+    """A deep encoder from a small start with one feature far slower: the horizon is ~10⁷ fastest time
+    scales (an explicit method would take minutes); the stiff solver agrees with the exact half-times."""
+    lam, rho = torch.tensor([1.85, 0.55], dtype=torch.float64), torch.tensor([1.0, 0.3], dtype=torch.float64)
+    exact = jepa.exact_half_time("jepa", lam, rho, depth=4, eps=1e-4)
+    assert exact.max() * jepa.fastest_rate("jepa", lam, rho, depth=4, eps=1e-4) > jepa.STIFF_HORIZON
+    times = torch.linspace(0, 2.5 * exact.max().item(), 20001)
+    traj = jepa.ode_trajectory("jepa", lam, rho, depth=4, eps=1e-4, times=times)
+    half = jepa.half_time(times, traj, final=jepa.fixed_point("jepa", rho, depth=4))
+    # the fast feature crosses within the first grid steps: compare within one grid step
+    assert ((half - exact).abs() <= times[1]).all()

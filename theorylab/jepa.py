@@ -27,6 +27,7 @@ from .seeding import make_generator, resolve_seed
 from .utils.validation import check_int, check_real, check_tensor
 
 OBJECTIVES = ("jepa", "mae")
+STIFF_HORIZON = 1e5   # horizon × fastest rate above which ode_trajectory integrates as a stiff problem
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,11 +175,43 @@ def _velocity(objective, u, lam, rho, L):
     return lam * u**L * (1 - u ** (L + 1) / rho)
 
 
+def _velocity_slope(objective, u, lam, rho, L):
+    """``∂u̇/∂u`` of :func:`_velocity` (elementwise)."""
+    if objective == "jepa":
+        return lam * (2 * L * u ** (2 * L - 1) * (1 - u / rho) - u ** (2 * L) / rho)
+    return lam * (L * u ** (L - 1) - (2 * L + 1) * u ** (2 * L) / rho)
+
+
+def fastest_rate(objective: str, lam, rho, *, depth: int, eps: float, points: int = 2001) -> float:
+    """The largest ``|∂u̇/∂u|`` (1/time) along the path of every feature, from the start ``ε^{1/L}`` to the
+    fixed point: the inverse of the shortest local time scale of the ODE.
+
+    Gradient descent with learning rate ``lr`` is one Euler step of the ODE per iteration; it follows
+    the flow closely where ``lr·fastest_rate`` is small against 1 (and is unstable above 2). The path
+    is sampled at ``points`` equally spaced values of ``u`` per feature.
+    """
+    objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
+    lam, rho = _features(lam, rho)
+    points = check_int("points", points, low=2)
+    start = eps ** (1 / depth)
+    ends = fixed_point(objective, rho, depth=depth).numpy() ** (1 / depth)
+    rate = 0.0
+    for lam_i, rho_i, end in zip(lam.numpy(), rho.numpy(), ends, strict=True):
+        u = np.linspace(min(start, end), max(start, end), points)
+        rate = max(rate, float(np.abs(_velocity_slope(objective, u, lam_i, rho_i, depth)).max()))
+    return rate
+
+
 def ode_trajectory(objective: str, lam, rho, *, depth: int, eps: float, times) -> torch.Tensor:
     """The encoder's per-feature value ``w̄(t)`` [len(times), n_features] (float64), from the scalar ODE
-    integrated with an 8th-order Runge–Kutta method (relative tolerance 1e-10).
+    integrated with an 8th-order Runge–Kutta method (DOP853, relative tolerance 1e-10).
 
-    ``times`` is an increasing 1-D sequence starting at or after 0 (gradient-flow time).
+    ``times`` is an increasing 1-D sequence starting at or after 0 (gradient-flow time). When the
+    horizon is long against the flow's fastest time scale (``times[-1]·fastest_rate`` above
+    :data:`STIFF_HORIZON`: a deep encoder from a small start, one feature far slower than the other)
+    the problem is stiff and an explicit method would need that many steps only to stay stable, so
+    LSODA (which switches to an implicit method) with the exact Jacobian is used, at the same
+    tolerances.
     """
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     lam, rho = _features(lam, rho)
@@ -187,9 +220,14 @@ def ode_trajectory(objective: str, lam, rho, *, depth: int, eps: float, times) -
         raise ValueError(f"times must be an increasing sequence of non-negative times, got "
                          f"{np.round(times[:5], 6).tolist()}{' …' if len(times) > 5 else ''}")
     lam_np, rho_np = lam.numpy(), rho.numpy()
+    stiff = times[-1] * fastest_rate(objective, lam, rho, depth=depth, eps=eps) > STIFF_HORIZON
+    def jacobian(t, u):
+        return np.diag(_velocity_slope(objective, u, lam_np, rho_np, depth))
+
+    solver = dict(method="LSODA", jac=jacobian) if stiff else dict(method="DOP853")
     solution = solve_ivp(lambda t, u: _velocity(objective, u, lam_np, rho_np, depth), (0.0, times[-1]),
-                         np.full(len(lam_np), eps ** (1 / depth)), method="DOP853", t_eval=times,
-                         rtol=1e-10, atol=1e-14)
+                         np.full(len(lam_np), eps ** (1 / depth)), t_eval=times, rtol=1e-10, atol=1e-14,
+                         **solver)
     if not solution.success:
         raise RuntimeError(f"ODE integration failed: {solution.message}")
     return torch.from_numpy(solution.y.T.copy()) ** depth
