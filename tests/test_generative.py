@@ -94,6 +94,22 @@ def test_fewer_samples_than_features_and_wide_scales_converge():
     assert ours.n_iter_ < 5000
 
 
+def test_constant_and_nearly_constant_features_converge_to_the_optimum():
+    """A feature constant on the training set, and one non-zero on a single sample (the dead and nearly
+    dead ReLU units of pretrained features), must neither become rounding noise scaled up to unit variance
+    nor make the rescaled problem ill conditioned: the fit converges and equals scikit-learn's."""
+    X, y = three_classes(m=300, seed=5)
+    nearly = torch.zeros(len(y), dtype=torch.float64)
+    nearly[7] = 0.05
+    X = torch.cat([X, torch.full((len(y), 1), -0.37, dtype=torch.float64), nearly[:, None]], 1)
+    ours = gen.LogisticRegression(tol=1e-9, max_iter=2000).fit(X, y)
+    theirs = SklearnLogisticRegression(C=1.0, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
+    assert ours.n_iter_ < 500
+    scale = np.abs(theirs.coef_).max()
+    np.testing.assert_allclose(ours.coef_.numpy(), theirs.coef_, atol=1e-5 * scale)
+    assert ours.coef_[:, -2].abs().max() < 1e-8            # the constant feature carries no weight
+
+
 def test_fit_batch_and_batched_solver_agree_with_single_fits():
     sets = [three_classes(m=60, seed=s) for s in range(3)]
     X = torch.stack([s[0] for s in sets])
@@ -579,6 +595,25 @@ def test_first_crossing():
     assert gen.first_crossing([1, 10, 100], [0.5, 0.2, 0.0], 0.1) == pytest.approx(10 ** 1.5)
     assert gen.first_crossing([1, 10], [0.05, 0.01], 0.1) == 1.0
     assert math.isnan(gen.first_crossing([1, 10], [0.5, 0.4], 0.1))
+
+
+def test_bootstrap_crossings_is_the_loop_it_replaces():
+    curves = torch.linspace(0.5, 0.05, 12, dtype=torch.float64) + 0.05 * torch.rand(
+        9, 12, generator=make_generator(1), dtype=torch.float64)
+    grid = torch.arange(1, 13)
+    m_star, draws = gen.bootstrap_crossings(grid, curves, 0.2, draws=30, generator=make_generator(7))
+    g = make_generator(7)
+    loop = [gen.first_crossing(grid, curves[torch.randint(0, 9, (9,), generator=g)].mean(0), 0.2)
+            for _ in range(30)]
+    assert m_star == gen.first_crossing(grid, curves.mean(0), 0.2)
+    np.testing.assert_array_equal(draws, np.array(loop))
+    assert draws.shape == (30,) and len(set(draws.tolist())) > 1
+    with pytest.raises(ValueError, match="curves"):
+        gen.bootstrap_crossings(grid, curves[0], 0.2, draws=3, generator=g)
+    with pytest.raises(ValueError, match="draws"):
+        gen.bootstrap_crossings(grid, curves, 0.2, draws=0, generator=g)
+    with pytest.raises(TypeError, match="generator"):
+        gen.bootstrap_crossings(grid, curves, 0.2, draws=3, generator=7)
 
 
 # ---------------------------------------------------------------------------------------------------

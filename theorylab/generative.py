@@ -46,7 +46,7 @@ __all__ = [
     "gaussian_posterior", "nb_parameters", "fit_logistic_many", "random_orders", "nb_prefix_fits",
     "lr_prefix_fits", "test_errors", "learning_curves", "samples_to_reach", "nb_error_prediction",
     "nb_error_simulation", "nb_prediction_start", "lr_error_coefficient", "logistic_calibration_inverse",
-    "first_crossing", "explore_table", "stored_explore_table", "write_explore_table",
+    "first_crossing", "bootstrap_crossings", "explore_table", "stored_explore_table", "write_explore_table",
     "pretrained_digit_features",
 ]
 
@@ -447,7 +447,14 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
         block = Xc[:, rows: rows + 4096]
         second += (weight[:, None, rows: rows + 4096] @ (block * block)).squeeze(1)
     sd = (second / total_weight[:, None]).sqrt()
-    sd = torch.where((sd > 0) & (total_weight[:, None] > n), sd, torch.ones_like(sd))
+    # r is floored at 1/√(C Σw), the spread at which a feature's data curvature (~ sd²/r²) falls to the
+    # penalty's (1/(C Σw r²)). Without the floor, a feature nearly constant on a training set (a ReLU unit
+    # of the digits features active on one image of hundreds: sd ~ 0.002) gets a penalty a thousand times
+    # its data curvature (the solver then stopped at max_iter, gradient ~ 1e-3), and one exactly constant
+    # is centred to rounding residue, ~EPS·|x̄|, which r = sd would blow up into a unit-variance noise
+    # feature the fit could use. Features with sd above the floor (every synthetic design here) are
+    # rescaled exactly as before.
+    sd = torch.where(total_weight[:, None] > n, torch.maximum(sd, scale.sqrt()[:, None]), torch.ones_like(sd))
     Xc.div_(sd[:, None, :])
     inv_sd2 = sd.pow(-2)
 
@@ -1003,6 +1010,26 @@ def first_crossing(m_grid, values, level: float) -> float:
         return float(m[0])
     frac = (v[j - 1] - level) / (v[j - 1] - v[j])
     return float(np.exp(np.log(m[j - 1]) + frac * (np.log(m[j]) - np.log(m[j - 1]))))
+
+
+@_single_threaded
+def bootstrap_crossings(m_grid, curves, level: float, *, draws: int,
+                        generator: torch.Generator) -> tuple[float, np.ndarray]:
+    """:func:`first_crossing` of the mean of ``curves`` [S, G] (one row per stream, one column per ``m`` in
+    ``m_grid``) and of ``draws`` bootstrap means: each draw resamples the ``S`` rows with replacement, one
+    ``torch.randint(0, S, (S,), generator=generator)`` per draw, in order. Returns ``(m*, crossings)``, the
+    latter a float array [draws] (``nan`` where a draw never crosses). Single-threaded: each draw is a few
+    operations on a tiny tensor, which a multi-threaded torch runs ten times slower on a busy machine."""
+    curves = check_tensor("curves", curves, dtype=DTYPE)
+    if curves.ndim != 2:
+        raise ValueError(f"curves must have shape [streams, sizes], got {list(curves.shape)}")
+    draws = _count("draws", draws)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    S = curves.shape[0]
+    resampled = (curves[torch.randint(0, S, (S,), generator=generator)].mean(0) for _ in range(draws))
+    crossings = np.array([first_crossing(m_grid, mean, level) for mean in resampled])
+    return first_crossing(m_grid, curves.mean(0), level), crossings
 
 
 # ----------------------------------------------------------------------------------------------------
