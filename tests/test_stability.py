@@ -679,8 +679,3 @@ def test_relu_gn_kernels_validate():
         relu_gn_sq_norms(X.long(), W, v)
     with pytest.raises(ValueError, match="backend"):
         relu_gn_sq_norms(X, W, v, backend="cuda")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Benchmark bookkeeping on the CPU (stand-ins for do_bench and torch.compile, as in test_bench.py)
-# ---------------------------------------------------------------------------------------------------

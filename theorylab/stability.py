@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController  # installed with scikit-learn
 
 from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
+from .utils.threads import single_threaded
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
            "train", "train_many", "CLIP_SHARE", "clipped_fraction", "clipping_budget", "excursion_steps",
@@ -351,35 +350,6 @@ def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: 
 # Training: SGD with replacement, many models at once
 # ----------------------------------------------------------------------------------------------
 
-@contextmanager
-def _one_thread(device=None):
-    # The arrays here are tiny: on a CPU, one thread avoids synchronisation overhead that dominates at
-    # this size, for torch and for numpy's BLAS/LAPACK alike (a 50 × 200 SVD takes 100x longer with two
-    # threads than with one on a busy 2-core machine). Restored afterwards.
-    if device is not None and device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with _thread_pools().limit(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-_THREAD_POOLS: list = []
-
-
-def _thread_pools() -> ThreadpoolController:
-    """The BLAS/OpenMP thread pools of this process, found once: finding them (``threadpool_limits``
-    does it on every call) takes milliseconds, and ``_one_thread`` runs thousands of times a chapter."""
-    if not _THREAD_POOLS:
-        import scipy.linalg  # noqa: F401  (SciPy's own BLAS, loaded now so that the controller sees it)
-        _THREAD_POOLS.append(ThreadpoolController())
-    return _THREAD_POOLS[0]
-
-
 def _per_model(name: str, value, count: int) -> list:
     if isinstance(value, Sequence | np.ndarray | torch.Tensor) and not isinstance(value, str):
         values = [v.item() if hasattr(v, "item") else v for v in value]
@@ -591,7 +561,7 @@ def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
     last_clipped = as_array(torch.full((count,), -1, dtype=torch.long, device=device))
     errors = np.errstate(over="ignore", invalid="ignore", divide="ignore")  # ``record`` reports divergence
 
-    with _one_thread(), torch.no_grad(), errors:
+    with single_threaded(), torch.no_grad(), errors:
         record(0)
         for step in range(steps):
             if sampled and step % chunk == 0:
@@ -679,7 +649,7 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
                     history[k].setdefault(key, []).append(float(value))
         clipped_since.zero_()
 
-    with _one_thread(device), torch.no_grad():
+    with single_threaded(device), torch.no_grad():
         record(0)
         for step in range(steps):
             if step % chunk == 0:
@@ -943,7 +913,7 @@ def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
         return (S - 2 * lr * c_diag * S + lr**2 * apply_d(S)).reshape(-1)
 
     op = LinearOperator((r * r, r * r), matvec=apply, dtype=np.float64)
-    with _one_thread():
+    with single_threaded():
         value = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
                       return_eigenvectors=False)[0]
     return float(value)
@@ -975,7 +945,7 @@ def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: 
         return (apply_d(S) * scale).reshape(-1)
 
     op = LinearOperator((r * r, r * r), matvec=apply, dtype=np.float64)
-    with _one_thread():
+    with single_threaded():
         top = eigsh(op, k=1, which="LA", v0=np.eye(r).reshape(-1), tol=1e-10, maxiter=50 * r * r,
                     return_eigenvectors=False)[0]
     return float(2 / top)
@@ -989,7 +959,7 @@ def _range_coordinates(model, X, rank_tol):
         raise ValueError("rank_tol must be below 1 (a fraction of the largest singular value), "
                          f"got {rank_tol!r}")
     J = model.jacobian(X).detach().cpu().double().numpy()
-    with _one_thread():
+    with single_threaded():
         U, sv, _ = np.linalg.svd(J, full_matrices=False)   # numpy: far faster than torch's at this size
     keep = sv > rank_tol * sv[0]
     return U[:, keep] * sv[keep], sv[keep] ** 2 / X.shape[0]
@@ -1080,7 +1050,7 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
         offset = (np.arange(size) * n)[:, None, None]
         growth = np.zeros((size, windows, chains))
         total, chunk = burn_in + windows * steps, 1000
-        with _one_thread():
+        with single_threaded():
             for step in range(total):
                 if kind != "gd" and step % chunk == 0:
                     length = min(chunk, total - step)
