@@ -269,3 +269,20 @@ def test_at_scale_trained_budget_keeps_its_power(n):
     assert plain_excess > 2 * 0.02 * L_star
     allowed_relative_error = math.sqrt(0.02 * L_star / (eta * d))
     assert allowed_relative_error > 0.03
+
+
+def test_restarts_keep_the_start_that_does_not_stall():
+    """At (n, d, σ) = (62, 4, 0.5) the start at seed 1000 stalls at a spurious stationary point (Γ̂ ~30 %
+    off η*I, whatever the learning rate); restarts keep the run with the lowest final training loss."""
+    n, d, sigma = 62, 4, 0.5
+    target = icl.optimal_step_size(n, d, sigma) * torch.eye(d, dtype=torch.float64)
+    kw = dict(steps=200, batch=128, seed=1000, progress=False)
+    stalled = icl.train_lsa(n, d, sigma, **kw)
+    best = icl.train_lsa(n, d, sigma, restarts=2, **kw)
+    assert icl.relative_error(stalled.preconditioner().double(), target) > 0.2
+    assert icl.relative_error(best.preconditioner().double(), target) < 0.05
+    # the stall point has a large even part (the chapter's description); the kept start has almost none
+    X, y, x_q, _ = icl.sample_prompts(2000, n, d, sigma, generator=3, dtype=torch.float32)
+    assert stalled.nuisance_fraction(X, y, x_q) > 0.2 > 0.05 > best.nuisance_fraction(X, y, x_q)
+    with pytest.raises(ValueError, match="restarts"):
+        icl.train_lsa(n, d, sigma, restarts=0, **kw)

@@ -64,3 +64,10 @@ def test_scale_run_trains_the_chapters_layers(monkeypatch):
     assert run.r == pytest.approx((G[0] - G[1]).norm().item() / (2**0.5 * eta * d**0.5), rel=1e-12)
     with pytest.raises(ValueError, match="base_seed"):
         scale_run(n, d, sigma, base_seed=-1, train=train)
+
+
+def test_stall_study_flags_a_stalled_start_and_not_a_good_one():
+    """Two of the study's starts at one learning rate: 1000 stalls, 1002 does not (the full study,
+    `python -m theorylab.icl_calibration --stalls --check`, runs them all)."""
+    assert icl_calibration.stalled_starts(0.02, seeds=(1000, 1002)) == (1000,)
+    assert 1000 in icl_calibration.STALLED and 1002 not in icl_calibration.STALLED

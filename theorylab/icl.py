@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import torch
 
 from . import config
@@ -310,35 +311,46 @@ class LinearSelfAttention(torch.nn.Module):
 
 def train_lsa(n: int, d: int, sigma: float, *, steps: int, batch: int, cov=None, weight_cov=None,
               response: str = "linear", lr: float = 0.02, mask_query: bool = True, seed: int | None = None,
-              device=None, progress: bool = True) -> LinearSelfAttention:
+              restarts: int = 1, device=None, progress: bool = True) -> LinearSelfAttention:
     """Train a :class:`LinearSelfAttention` on fresh prompts each step (online, so it minimises the
     population risk); Adam with a cosine-decayed learning rate, float32.
 
     ``steps`` and ``batch`` are positive integers; the other arguments are as in :func:`sample_prompts`.
-    Returns the trained layer (on ``device``).
+    ``restarts`` > 1 trains that many layers from independent starts (seeds ``seed``, ``seed + 2``, …;
+    the first is the layer ``restarts=1`` returns) and keeps the one with the lowest mean training
+    loss over its last tenth of steps: on fresh prompts that loss estimates each layer's final risk,
+    so no held-out data are used. It guards against Adam's stall at a spurious stationary point, which
+    the start decides (chapter 1, "Trained layers at scale"). Returns the trained layer (on ``device``).
     """
     seed = resolve_seed(seed, "icl.train_lsa")
     n, d, sigma = _check_nd_sigma(n, d, sigma)
     steps, batch = check_int("steps", steps, low=1), check_int("batch", batch, low=1)
+    restarts = check_int("restarts", restarts, low=1)
     lr = check_real("lr", lr, low=0.0, low_open=True)
     check_choice("response", response, RESPONSES)
     device = _device(device)
     if response == "relu" and weight_cov is not None:
         raise ValueError("weight_cov applies to response='linear' only")
-    layer = LinearSelfAttention(d, mask_query=mask_query, seed=seed).to(device)
-    gen = make_generator(seed + 1, device=device)
     # sample_prompts' draws, its arguments checked and the covariances factored once, not every step
     chol_x = _cholesky("cov", cov, d, torch.float32, device)
     chol_w = _cholesky("weight_cov", weight_cov, d, torch.float32, device)
-    draw = partial(_draw_prompts, batch, n, d, sigma, chol_x, chol_w, response, gen, torch.float32, device)
+    best, best_loss = None, math.inf
+    for start in range(restarts):
+        layer = LinearSelfAttention(d, mask_query=mask_query, seed=seed + 2 * start).to(device)
+        gen = make_generator(seed + 2 * start + 1, device=device)
+        draw = partial(_draw_prompts, batch, n, d, sigma, chol_x, chol_w, response, gen, torch.float32,
+                       device)
 
-    def loss(_step):
-        X, y, x_query, y_query = draw()
-        return (layer._predict(X, y, x_query) - y_query).pow(2).mean()
+        def loss(_step, layer=layer, draw=draw):
+            X, y, x_query, y_query = draw()
+            return (layer._predict(X, y, x_query) - y_query).pow(2).mean()
 
-    train(layer.parameters(), loss, steps=steps, lr=lr, desc=f"LSA n={n} d={d} σ={sigma:g}",
-          progress=progress)
-    return layer
+        label = f"LSA n={n} d={d} σ={sigma:g}" + (f" ({start + 1}/{restarts})" if restarts > 1 else "")
+        losses = train(layer.parameters(), loss, steps=steps, lr=lr, desc=label, progress=progress)
+        final = float(np.mean(losses[-max(1, steps // 10):]))
+        if final < best_loss:
+            best, best_loss = layer, final
+    return best
 
 
 # ----------------------------------------------------------------------------------------------

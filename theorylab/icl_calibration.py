@@ -10,6 +10,12 @@ settings by a χ² bound::
     python -m theorylab.icl_calibration            # ~4 min on 2 cores: the table and κ₊
     python -m theorylab.icl_calibration --check    # … and exit 1 if κ₊ differs from KAPPA_UP
 
+It also holds the study behind the chapter's convention for trained layers at full scale (several
+restarts, :func:`theorylab.icl.train_lsa`'s ``restarts``): how often Adam stalls at a spurious
+stationary point at the full-scale ratio n/d ≈ 16, measured at (n, d, σ) = (62, 4, 0.5)::
+
+    python -m theorylab.icl_calibration --stalls [--check]   # ~2 min on 2 cores
+
 The chapter's recipe (settings, steps, batch, stream names) must be the one calibrated here; the chapter
 calls :func:`check_recipe` so that a change to it stops the notebook until κ₊ is measured again.
 """
@@ -29,13 +35,21 @@ from . import icl
 from .seeding import seed
 from .utils.validation import check_int, check_real
 
-__all__ = ["SETTINGS", "TRAIN", "SEEDS", "KAPPA_UP", "ScaleRun", "check_recipe", "scale_run",
-           "pooled_kappa", "main"]
+__all__ = ["SETTINGS", "TRAIN", "SEEDS", "KAPPA_UP", "STALL_SETTING", "STALL_TRAIN", "STALL_SEEDS",
+           "STALL_LRS", "STALLED", "ScaleRun", "check_recipe", "scale_run", "pooled_kappa", "stalled_starts",
+           "main"]
 
 SETTINGS = ((10, 4, 1.0), (20, 5, 1.5), (40, 8, 0.5))   # (n, d, σ) of the chapter's linear settings
 TRAIN = {"steps": 1200, "batch": 512}                  # icl.train_lsa's recipe in the chapter
 SEEDS = range(10, 20)                                  # calibration seeds, disjoint from the test seeds 0–9
 KAPPA_UP = 2.82    # `python -m theorylab.icl_calibration` at the recipe above, rounded up to 0.01
+
+STALL_SETTING = (62, 4, 0.5)                  # n/d ≈ 16, the full-scale point's 1000/64 at d = 4
+STALL_TRAIN = {"steps": 800, "batch": 512}    # the chapter's at-scale recipe on a CPU
+STALL_SEEDS = range(1000, 1016)               # training seeds (starts), not THEORYLAB_SEED values
+STALL_LRS = (0.005, 0.01, 0.02, 0.04)         # Adam's initial learning rates tried
+STALLED = (1000, 1001, 1003, 1009, 1010, 1014)  # `--stalls`: the starts that stall, at every rate
+STALL_RATIO = 1.5  # risk / L* above which a run counts as stalled (stalled runs: ~2.7; the others: ~1)
 
 
 @dataclass(frozen=True)
@@ -100,12 +114,46 @@ def pooled_kappa(runs, *, level: float = 0.95) -> tuple[float, float, int]:
     return kappa, float(kappa * count / stats.chi2.ppf(1 - level, count)), count
 
 
+def stalled_starts(lr: float, *, seeds=STALL_SEEDS, prompts: int = 20_000) -> tuple[int, ...]:
+    """The training seeds among ``seeds`` whose layer, trained at :data:`STALL_SETTING` with
+    :data:`STALL_TRAIN` and learning rate ``lr``, has a risk above :data:`STALL_RATIO` × L* (on
+    ``prompts`` fixed test prompts)."""
+    n, d, sigma = STALL_SETTING
+    L_star = icl.optimal_risk(n, d, sigma)
+    X, y, x_q, y_q = icl.sample_prompts(prompts, n, d, sigma, generator=seed("icl-stall-test"),
+                                        dtype=torch.float32)
+    stalled = []
+    for start in seeds:
+        layer = icl.train_lsa(n, d, sigma, **STALL_TRAIN, lr=lr, seed=start, progress=False)
+        with torch.no_grad():
+            risk = (layer(X, y, x_q) - y_q).pow(2).mean().item()
+        if risk > STALL_RATIO * L_star:
+            stalled.append(start)
+    return tuple(stalled)
+
+
+def _stall_study(check: bool) -> int:
+    results = {lr: stalled_starts(lr) for lr in STALL_LRS}
+    for lr, stalled in results.items():
+        print(f"lr = {lr:g}: {len(stalled)} of {len(STALL_SEEDS)} starts stall: {stalled}", flush=True)
+    if check and any(stalled != STALLED for stalled in results.values()):
+        print(f"the stalled starts changed: set STALLED in theorylab/icl_calibration.py (was {STALLED})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m theorylab.icl_calibration", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the measured κ₊ (rounded up to 0.01) differs from KAPPA_UP")
+                        help="exit 1 if the measured κ₊ (rounded up to 0.01) differs from KAPPA_UP, or "
+                             "with --stalls if the stalled starts differ from STALLED")
+    parser.add_argument("--stalls", action="store_true",
+                        help="the stall study at STALL_SETTING instead of κ₊")
     args = parser.parse_args(argv)
+    if args.stalls:
+        return _stall_study(args.check)
     runs = []
     for base in SEEDS:
         for n, d, sigma in SETTINGS:
