@@ -24,7 +24,6 @@ chapter's Explore panel. Errors are fractions in [0, 1].
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from sklearn.base import BaseEstimator
 
 from .kernels import prefix_class_stats
 from .seeding import make_generator, resolve_seed
+from .utils.threads import single_threaded
 from .utils.validation import check_int, check_real, check_tensor
 
 DTYPE = torch.float64
@@ -54,21 +54,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------
 # Input checks
 # ----------------------------------------------------------------------------------------------------
-
-def _single_threaded(fn):
-    """Run ``fn`` with one CPU thread. This module's tensors are small; on a busy two-core machine each
-    multi-threaded torch operation on them was seen to cost ~10 ms of thread-pool waiting (torch 2.13),
-    against ~50 µs single-threaded. GPU work is unaffected."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-    return wrapper
-
 
 def _log_softmax(z: torch.Tensor) -> torch.Tensor:
     # ``torch.log_softmax`` and ``torch.softmax`` take milliseconds on small CPU tensors when several
@@ -173,7 +158,7 @@ def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Te
     return prior, var, W, b
 
 
-@_single_threaded
+@single_threaded()
 def gaussian_posterior(X, prior, means, var) -> torch.Tensor:
     """``p(y = k | x)`` [m, K] by Bayes' rule from the class densities ``N(μ_k, diag(var))`` — the long
     way, without the softmax form (for checking it). ``X`` [m, n], ``prior`` [K] (non-negative),
@@ -203,7 +188,7 @@ class _LinearSoftmax(BaseEstimator):
         if not hasattr(self, "coef_"):
             raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
 
-    @_single_threaded
+    @single_threaded()
     def decision_function(self, X) -> torch.Tensor:
         """Logits ``W x + b`` [m, K]."""
         self._check_fitted()
@@ -251,7 +236,7 @@ class GaussianNaiveBayes(_LinearSoftmax):
         check_real("var_smoothing", var_smoothing, low=0)     # stored as given (scikit-learn's clone)
         self.var_smoothing = var_smoothing
 
-    @_single_threaded
+    @single_threaded()
     def fit(self, X, y) -> GaussianNaiveBayes:
         check_real("var_smoothing", self.var_smoothing, low=0)
         X = _features(X)
@@ -376,7 +361,7 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
     return out, iterations
 
 
-@_single_threaded
+@single_threaded()
 def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: float = 1.0,
                       sample_weight: torch.Tensor | None = None, init: tuple | None = None,
                       max_iter: int = 1000, tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -524,7 +509,7 @@ class LogisticRegression(_LinearSoftmax):
         self.max_iter = max_iter
         self.tol = tol
 
-    @_single_threaded
+    @single_threaded()
     def fit(self, X, y) -> LogisticRegression:
         _positive("C", self.C)
         _count("max_iter", self.max_iter)
@@ -537,7 +522,7 @@ class LogisticRegression(_LinearSoftmax):
         self.coef_, self.intercept_ = W[0], b[0]
         return self
 
-    @_single_threaded
+    @single_threaded()
     def fit_batch(self, X, y) -> list[LogisticRegression]:
         """Fit one copy of this model per training set, all at once (one batched L-BFGS problem).
 
@@ -651,7 +636,7 @@ class Mixture:
         b = -math.log(self.n_classes) - 0.5 * (self.means * W).sum(-1)
         return W, b
 
-    @_single_threaded
+    @single_threaded()
     def error(self, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Exact misclassification probability of ``argmax_k (W x + b)_k`` under the mixture.
 
@@ -957,7 +942,7 @@ def logistic_calibration_inverse(excess) -> torch.Tensor:
     return torch.where(e >= math.log(2), torch.ones_like(e), hi)
 
 
-@_single_threaded
+@single_threaded()
 def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | None = None,
                         var_smoothing: float = 1e-9) -> tuple[float, float]:
     """Monte Carlo of two-class naive Bayes's expected error after ``m`` samples, through its sufficient
@@ -1012,7 +997,7 @@ def first_crossing(m_grid, values, level: float) -> float:
     return float(np.exp(np.log(m[j - 1]) + frac * (np.log(m[j]) - np.log(m[j - 1]))))
 
 
-@_single_threaded
+@single_threaded()
 def bootstrap_crossings(m_grid, curves, level: float, *, draws: int,
                         generator: torch.Generator) -> tuple[float, np.ndarray]:
     """:func:`first_crossing` of the mean of ``curves`` [S, G] (one row per stream, one column per ``m`` in
@@ -1081,7 +1066,7 @@ def _grid(m_grid, orders) -> torch.Tensor:
     return ends
 
 
-@_single_threaded
+@single_threaded()
 def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9):
     """Naive Bayes fitted on the first ``m`` samples of every order, for every ``m`` in ``m_grid``.
 
@@ -1098,7 +1083,7 @@ def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9):
     return W, b
 
 
-@_single_threaded
+@single_threaded()
 def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7):
     """Logistic regression fitted on the first ``m`` samples of every order, for every ``m`` in
     ``m_grid``. Returns ``W`` [S, G, K, n] and ``b`` [S, G, K].
@@ -1126,7 +1111,7 @@ def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000
     return torch.stack(Ws, 1), torch.stack(bs, 1)
 
 
-@_single_threaded
+@single_threaded()
 def test_errors(W, b, X_test, y_test) -> torch.Tensor:
     """Test error of every linear classifier ``argmax(W x + b)``: ``W`` [..., K, n], ``b`` [..., K] →
     errors [...]."""
@@ -1149,7 +1134,7 @@ def _error_rates(W, b, X, y) -> torch.Tensor:
 test_errors.__test__ = False   # not a pytest test
 
 
-@_single_threaded
+@single_threaded()
 def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int | None = None,
                     C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000) -> dict:
     """Test errors of naive Bayes and logistic regression trained on the first ``m`` samples of
@@ -1169,7 +1154,7 @@ EXPLORE_GRID = dict(ns=(8, 16, 32, 64), n_classes=(2, 3, 4), correlations=(0.0, 
                     sizes=(6, 12, 24, 48, 96, 192, 384), streams=8, n_test=2000)
 
 
-@_single_threaded
+@single_threaded()
 def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
                   correlations=EXPLORE_GRID["correlations"], *, sizes=EXPLORE_GRID["sizes"],
                   streams: int = EXPLORE_GRID["streams"], n_test: int = EXPLORE_GRID["n_test"],
@@ -1269,7 +1254,7 @@ def _fresh(learner):
                     f"got {learner!r}")
 
 
-@_single_threaded
+@single_threaded()
 def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test: int, repeats: int,
                      seed: int | None = None, rtol: float = 0.0, m_max: int = 1 << 16) -> int:
     """The smallest training-set size ``m`` whose mean test error is at most ``target_error``.
@@ -1356,7 +1341,7 @@ def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test:
 # Pretrained features
 # ----------------------------------------------------------------------------------------------------
 
-@_single_threaded
+@single_threaded()
 def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float = 0.01,
                               seed: int | None = None) -> dict:
     """Features of a small network pretrained on half of scikit-learn's digits, for the other half.
