@@ -71,3 +71,21 @@ def test_stall_study_flags_a_stalled_start_and_not_a_good_one():
     `python -m theorylab.icl_calibration --stalls --check`, runs them all)."""
     assert icl_calibration.stalled_starts(0.02, seeds=(1000, 1002)) == (1000,)
     assert 1000 in icl_calibration.STALLED and 1002 not in icl_calibration.STALLED
+
+
+def test_check_recipe_guards_the_trainers_defaults(monkeypatch):
+    changed = {**icl_calibration.TRAINER_DEFAULTS, "training.train": {
+        **icl_calibration.TRAINER_DEFAULTS["training.train"], "schedule": "constant"}}
+    monkeypatch.setattr(icl_calibration, "TRAINER_DEFAULTS", changed)
+    with pytest.raises(ValueError, match="trainer's defaults"):
+        check_recipe(icl_calibration.SETTINGS, icl_calibration.TRAIN)
+
+
+def test_the_chapter_trains_with_the_calibrated_stream_names():
+    """scale_run draws the streams `icl-train{tag}` and `icl-train-replica{tag}`: so must the chapter."""
+    from pathlib import Path
+
+    chapter = (Path(__file__).resolve().parents[1] / "book" / "01-icl-one-step-gd.md").read_text()
+    for call in ('seed=seed(f"icl-train{tag}")', 'seed=seed(f"icl-train-replica{tag}")',
+                 "icl_calibration.check_recipe(SETTINGS, TRAIN)"):
+        assert call in chapter, call

@@ -23,6 +23,7 @@ calls :func:`check_recipe` so that a change to it stops the notebook until κ₊
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from dataclasses import dataclass
@@ -67,14 +68,36 @@ class ScaleRun:
     r: float
 
 
+#: The trainer's defaults κ₊ was measured with (a change to any of them changes the trained layers).
+TRAINER_DEFAULTS = {
+    "icl.train_lsa": {"lr": 0.02, "mask_query": True, "restarts": 1},
+    "icl.LinearSelfAttention": {"init_scale": 0.1, "dtype": torch.float32},
+    "training.train": {"optimizer": "adam", "schedule": "cosine", "final_lr_fraction": 0.01},
+}
+
+
+def _trainer_defaults() -> dict:
+    from . import training
+    functions = {"icl.train_lsa": icl.train_lsa, "icl.LinearSelfAttention": icl.LinearSelfAttention.__init__,
+                 "training.train": training.train}
+    return {name: {key: inspect.signature(functions[name]).parameters[key].default for key in keys}
+            for name, keys in TRAINER_DEFAULTS.items()}
+
+
 def check_recipe(settings, train) -> None:
     """Raise ``ValueError`` unless ``settings`` and ``train`` are the recipe :data:`KAPPA_UP` was
-    measured at."""
+    measured at, and the trainer's defaults (learning rate, optimiser, schedule, initialisation, dtype)
+    are those of :data:`TRAINER_DEFAULTS`. (The stream names are pinned by a test that reads the chapter.)"""
     settings = tuple(tuple(s) for s in settings)
+    again = ("measure it again with `python -m theorylab.icl_calibration` and update icl_calibration's "
+             "constants")
     if settings != SETTINGS or dict(train) != TRAIN:
         raise ValueError(f"κ₊ = {KAPPA_UP} was calibrated for settings {SETTINGS} and training {TRAIN}, got "
-                         f"settings {settings} and training {dict(train)}: measure it again with "
-                         "`python -m theorylab.icl_calibration` and update icl_calibration's constants")
+                         f"settings {settings} and training {dict(train)}: {again}")
+    defaults = _trainer_defaults()
+    if defaults != TRAINER_DEFAULTS:
+        raise ValueError(f"κ₊ = {KAPPA_UP} was calibrated with the trainer's defaults {TRAINER_DEFAULTS}, "
+                         f"now {defaults}: {again}")
 
 
 def scale_run(n: int, d: int, sigma: float, *, base_seed: int, train=None) -> ScaleRun:
@@ -97,7 +120,9 @@ def scale_run(n: int, d: int, sigma: float, *, base_seed: int, train=None) -> Sc
 def pooled_kappa(runs, *, level: float = 0.95) -> tuple[float, float, int]:
     """``(κ̂, κ₊, N)`` from :class:`ScaleRun` records: per setting, each t² in units of that setting's
     mean (r̂/d)²; κ̂ the mean over all ``N`` runs (two per record), κ₊ = κ̂·N/χ²_N(1 − level) its upper
-    ``level`` value (χ² with N degrees of freedom, as for a Gaussian t)."""
+    ``level`` value (χ² with N degrees of freedom, as for a Gaussian t). The unit itself is estimated
+    (a mean of the setting's r̂², about 10·d² degrees of freedom under even spread) and its noise is
+    not counted: an F bound that counts it gives a κ₊ about 1–4 % larger here."""
     level = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     runs = list(runs)
     if not runs:
@@ -165,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = math.ceil(kappa_up * 100) / 100
     print(f"κ̂ = {kappa:.3f} over {count} runs; upper 95 % κ₊ = {kappa_up:.3f} → {measured:.2f} "
           f"(KAPPA_UP = {KAPPA_UP})")
-    if args.check and abs(measured - KAPPA_UP) > 1e-9:
+    if args.check and abs(measured - KAPPA_UP) > 0.05:     # κ₊ moves by ~0.01 with a BLAS or torch version
         print(f"κ₊ changed: set KAPPA_UP = {measured:.2f} in theorylab/icl_calibration.py", file=sys.stderr)
         return 1
     return 0

@@ -188,7 +188,9 @@ def fastest_rate(objective: str, lam, rho, *, depth: int, eps: float, points: in
 
     Gradient descent with learning rate ``lr`` is one Euler step of the ODE per iteration; it follows
     the flow closely where ``lr·fastest_rate`` is small against 1 (and is unstable above 2). The path
-    is sampled at ``points`` equally spaced values of ``u`` per feature.
+    is sampled at ``points`` equally spaced values of ``u`` per feature, the fixed point included; the
+    largest slope is in fact always there (JEPA ``λρ^{2L−1}``, MAE ``(L+1)λρ^{(L−1)/(L+1)}``: inside the
+    path the slope is smaller), so the sampled maximum is exact.
     """
     objective, depth, eps = _objective(objective), _depth(depth), _eps(eps)
     lam, rho = _features(lam, rho)
