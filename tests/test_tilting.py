@@ -558,3 +558,39 @@ def test_replicate_pixels_refuses_an_output_too_large_to_make():
     with pytest.raises(ValueError, match=r"k=4611686018427387904 would make 2 images"):
         tl.replicate_pixels(X, 2**62)          # used to crash the interpreter inside numpy's repeat
     assert tl.replicate_pixels(X, 3).shape == (2, 64 * 9)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The path-dips calibration (theorylab.tilting_calibration)
+# ---------------------------------------------------------------------------------------------------
+
+def test_rate_floor_is_three_standard_errors_below_rounded_down():
+    from theorylab import tilting_calibration as tcal
+
+    rate, se, low = tcal.rate_floor(83, 200)
+    assert rate == 0.415 and se == pytest.approx(math.sqrt(0.415 * 0.585 / 200))
+    assert low == 0.31                                    # 0.415 − 3·0.03484 = 0.3105, rounded down
+    assert (tcal.RATE, tcal.RATE_SE, tcal.RATE_LOW) == tcal.rate_floor(tcal.DIPPED, tcal.TOTAL)
+    assert tcal.TOTAL == tcal.SPLITS * len(tcal.SEEDS) and set(tcal.SEEDS).isdisjoint(range(10))
+    with pytest.raises(ValueError, match="dipped"):
+        tcal.rate_floor(201, 200)
+
+
+def test_calibration_draws_the_chapters_splits_and_check_sees_changed_counts(monkeypatch, capsys):
+    """dip_path is the chapter's recipe (stream tilting-dip-split[k] of the base seed, 80 levels); the
+    --check run, shrunk to two splits of one seed, passes at its own counts and fails at others."""
+    from theorylab import tilting_calibration as tcal
+    from theorylab.seeding import seed
+
+    X, c, _, _ = tl.digits_split(seed=seed("tilting-dip-split[1]", base=10))
+    assert tcal.dip_path(1, base=10) == tl.angle_dips(*tl.digit_pair(X, c, 2, 5), levels=80)
+    monkeypatch.setattr(tcal, "SEEDS", range(10, 11))
+    monkeypatch.setattr(tcal, "SPLITS", 2)
+    monkeypatch.setattr(tcal, "TOTAL", 2)
+    counts = {pair: sum(tcal.dipped_splits(10, pair)) for pair in (tcal.PAIR, tcal.OTHER_PAIR)}
+    monkeypatch.setattr(tcal, "DIPPED", counts[tcal.PAIR])
+    monkeypatch.setattr(tcal, "DIPPED_OTHER", counts[tcal.OTHER_PAIR])
+    assert tcal.main(["--check"]) == 0
+    monkeypatch.setattr(tcal, "DIPPED", counts[tcal.PAIR] + 1)
+    assert tcal.main(["--check"]) == 1
+    assert "the counts changed" in capsys.readouterr().err
