@@ -675,9 +675,11 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
 
 
 #: The share of a run's second half at which clipping may act for the run to count as plain constant-η
-#: SGD (chapter 4's clipping claims, and its studies' "converged plainly"): 0.2 % of those steps. A
-#: minimum reached under this threshold was held by unclipped steps over a stretch of at least
-#: :func:`clipping_budget`'s second value, long enough for a clearly positive Lyapunov exponent to show.
+#: SGD (chapter 4's clipping claims, and its studies' "converged plainly"): 0.2 % of those steps. Under
+#: this threshold the second half holds an unclipped stretch of at least :func:`clipping_budget`'s second
+#: value, long enough for a clearly positive Lyapunov exponent to show; the share does not say where that
+#: stretch lies, so a minimum is reached by plain SGD, and held by it only if the run's last clipped step
+#: comes early enough (chapter 4 asks that of the minima its studies count).
 CLIP_SHARE = 2e-3
 
 
