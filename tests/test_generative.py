@@ -94,20 +94,58 @@ def test_fewer_samples_than_features_and_wide_scales_converge():
     assert ours.n_iter_ < 5000
 
 
-def test_constant_and_nearly_constant_features_converge_to_the_optimum():
-    """A feature constant on the training set, and one non-zero on a single sample (the dead and nearly
-    dead ReLU units of pretrained features), must neither become rounding noise scaled up to unit variance
-    nor make the rescaled problem ill conditioned: the fit converges and equals scikit-learn's."""
+def test_a_constant_feature_does_not_freeze_the_fit():
+    """A feature constant on the training set (a dead ReLU unit of pretrained features) is centred to
+    rounding residue, sd ~ 1e-17. Rescaled by that sd (the rule before the floor at 1/√(C Σw)), its penalty
+    curvature was ~1e33 times the others': the first line search found no decrease and the fit stayed at
+    its zero start, W = 0, after one iteration, unflagged. Now it converges to scikit-learn's optimum and
+    the constant feature carries no weight."""
+    X, y = three_classes(m=300, seed=5)
+    X = torch.cat([X, torch.full((len(y), 1), -0.37, dtype=torch.float64)], 1)
+    ours = gen.LogisticRegression(tol=1e-9, max_iter=2000).fit(X, y)
+    theirs = SklearnLogisticRegression(C=1.0, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
+    assert ours.converged_
+    scale = np.abs(theirs.coef_).max()
+    np.testing.assert_allclose(ours.coef_.numpy(), theirs.coef_, atol=1e-5 * scale)
+    assert ours.coef_[:, -1].abs().max() < 1e-8            # the constant feature carries no weight
+
+
+def test_a_nearly_constant_feature_keeps_the_problem_well_conditioned():
+    """A feature non-zero on one sample of 300 (a nearly dead ReLU unit, sd ~ 0.003): rescaled by its sd,
+    its penalty is ~1000 times its data curvature and L-BFGS needs ~250 iterations (it still reaches the
+    optimum); with the sd floored at 1/√(C Σw) about 25. The iteration count is what this test guards."""
     X, y = three_classes(m=300, seed=5)
     nearly = torch.zeros(len(y), dtype=torch.float64)
     nearly[7] = 0.05
-    X = torch.cat([X, torch.full((len(y), 1), -0.37, dtype=torch.float64), nearly[:, None]], 1)
+    X = torch.cat([X, nearly[:, None]], 1)
     ours = gen.LogisticRegression(tol=1e-9, max_iter=2000).fit(X, y)
     theirs = SklearnLogisticRegression(C=1.0, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy())
-    assert ours.n_iter_ < 500
+    assert ours.converged_ and ours.n_iter_ < 100
     scale = np.abs(theirs.coef_).max()
     np.testing.assert_allclose(ours.coef_.numpy(), theirs.coef_, atol=1e-5 * scale)
-    assert ours.coef_[:, -2].abs().max() < 1e-8            # the constant feature carries no weight
+
+
+def test_fits_that_stop_early_are_flagged():
+    """A fit stopped by max_iter with its gradient above tol says so: converged_ is False, the batched
+    solvers return a mask, and a ConvergenceWarning is issued; converged fits are not flagged."""
+    from sklearn.exceptions import ConvergenceWarning
+    X, y = three_classes(m=120, seed=6)
+    with pytest.warns(ConvergenceWarning, match="1 of 1 logistic regressions did not converge"):
+        short = gen.LogisticRegression(max_iter=2).fit(X, y)
+    assert not short.converged_
+    full = gen.LogisticRegression().fit(X, y)
+    assert full.converged_
+    orders = gen.random_orders(y, 2, length=100, seed=7)
+    with pytest.warns(ConvergenceWarning, match="lr_prefix_fits: 4 of 4"):
+        _, _, converged = gen.lr_prefix_fits(X, y, orders, [50, 100], max_iter=2, return_converged=True)
+    assert converged.shape == (2, 2) and not bool(converged.any())
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        W, b, converged = gen.lr_prefix_fits(X, y, orders, [50, 100], return_converged=True)
+        assert bool(converged.all()) and W.shape == (2, 2, 3, 9)
+        *_, converged = gen.fit_logistic_many(X[None], y[None], 3)
+        assert converged.tolist() == [True]
 
 
 def test_fit_batch_and_batched_solver_agree_with_single_fits():
@@ -153,16 +191,21 @@ def test_batched_lbfgs_drops_finished_problems_and_each_follows_its_own_iterates
     seen = []
     fun, As, cs = _convex_problems(scales, seen)
     x0 = torch.zeros(len(scales), 6, dtype=torch.float64)
-    x_drop, it_drop = gen._lbfgs_many(fun, x0, max_iter=500, tol=1e-10)
+    x_drop, it_drop, ok_drop = gen._lbfgs_many(fun, x0, max_iter=500, tol=1e-10)
     seen = list(seen)                                        # the batch sizes of this run only
     masked = lambda x: fun(x)                               # noqa: E731 -- no ``restrict``: nothing dropped
-    x_mask, it_mask = gen._lbfgs_many(masked, x0, max_iter=500, tol=1e-10)
+    x_mask, it_mask, ok_mask = gen._lbfgs_many(masked, x0, max_iter=500, tol=1e-10)
     alone = [gen._lbfgs_many(fun.restrict(torch.tensor([p])), x0[:1], max_iter=500, tol=1e-10)
              for p in range(len(scales))]
     # the same iterates, so the same iteration counts and the same points up to rounding
-    assert it_drop == it_mask == max(it for _, it in alone)
-    assert len({it for _, it in alone}) > 2                  # the problems do finish at different times
-    x_alone = torch.cat([x for x, _ in alone])
+    assert it_drop == it_mask == max(it for _, it, _ in alone)
+    assert len({it for _, it, _ in alone}) > 2               # the problems do finish at different times
+    assert bool(ok_drop.all()) and bool(ok_mask.all()) and all(bool(ok.all()) for *_, ok in alone)
+    # stopped before the slowest problems finish: those (and only those) are flagged
+    its = [it for _, it, _ in alone]
+    _, _, ok_short = gen._lbfgs_many(fun, x0, max_iter=sorted(its)[2], tol=1e-10)
+    assert ok_short.tolist() == [it <= sorted(its)[2] for it in its]
+    x_alone = torch.cat([x for x, _, _ in alone])
     torch.testing.assert_close(x_drop, x_alone, rtol=0, atol=1e-12)
     torch.testing.assert_close(x_mask, x_alone, rtol=0, atol=1e-12)
     # finished problems left the batch: it only shrinks, ends with the slowest problem alone, and the
@@ -186,7 +229,8 @@ def test_logistic_fits_with_dropping_equal_fits_alone():
     X = torch.stack([s[0] for s in sets])
     y = torch.stack([s[1] for s in sets])
     for C in (0.05, 5.0):
-        W, b, it = gen.fit_logistic_many(X, y, 3, C=C, tol=1e-9)
+        W, b, it, ok = gen.fit_logistic_many(X, y, 3, C=C, tol=1e-9)
+        assert ok.tolist() == [True] * 4
         solo = [gen.fit_logistic_many(Xs[None], ys[None], 3, C=C, tol=1e-9) for Xs, ys in sets]
         assert it == max(s[2] for s in solo)
         torch.testing.assert_close(W, torch.cat([s[0] for s in solo]), rtol=1e-6, atol=1e-8)
@@ -198,13 +242,13 @@ def test_zero_weights_drop_samples_and_warm_start_reaches_the_same_optimum():
     weight = torch.ones(80, dtype=torch.float64)
     weight[50:] = 0.0
     X_before = X.clone()
-    W_w, b_w, _ = gen.fit_logistic_many(X[None], y[None], 3, sample_weight=weight[None], tol=1e-10)
+    W_w, b_w, _, _ = gen.fit_logistic_many(X[None], y[None], 3, sample_weight=weight[None], tol=1e-10)
     assert torch.equal(X, X_before)                 # the solver centres a copy, not the caller's data
-    W_d, b_d, _ = gen.fit_logistic_many(X[None, :50], y[None, :50], 3, tol=1e-10)
+    W_d, b_d, _, _ = gen.fit_logistic_many(X[None, :50], y[None, :50], 3, tol=1e-10)
     torch.testing.assert_close(W_w, W_d, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(b_w, b_d, rtol=1e-6, atol=1e-7)
-    W_0, b_0, it_0 = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10)
-    W_1, b_1, it_1 = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10, init=(W_0, b_0))
+    W_0, b_0, it_0, _ = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10)
+    W_1, b_1, it_1, _ = gen.fit_logistic_many(X[None], y[None], 3, tol=1e-10, init=(W_0, b_0))
     torch.testing.assert_close(W_1, W_0, rtol=1e-6, atol=1e-8)
     assert it_1 <= 2
 

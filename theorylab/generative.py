@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from scipy import stats
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 
 from .kernels import prefix_class_stats
 from .seeding import make_generator, resolve_seed
@@ -111,6 +113,17 @@ def _count(name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
     return int(value)
+
+
+def _warn_unconverged(converged: torch.Tensor, where: str, max_iter: int, tol: float) -> None:
+    """A :class:`sklearn.exceptions.ConvergenceWarning` when some logistic fits stopped with a gradient
+    above ``tol`` (after ``max_iter`` iterations, or where the line search found no decrease)."""
+    missed = int((~converged).sum())
+    if missed:
+        warnings.warn(f"{where}: {missed} of {converged.numel()} logistic regressions did not converge "
+                      f"(largest gradient entry above tol = {tol:g} after max_iter = {max_iter} iterations"
+                      f" or a line search without decrease); their coefficients are not the optimum",
+                      ConvergenceWarning, stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -268,7 +281,10 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
     with ``S``, ``Y`` [P, D, h] the last ``h`` steps and gradient changes, ``R`` the upper triangle of
     ``SᵀY`` and ``Dₛ`` its diagonal: a dozen batched matrix operations per iteration instead of the
     two-loop recursion's ``4h`` vector operations. A problem stops once ``max |g| ≤ tol`` (or when
-    the line search finds no decrease). Returns ``(x, iterations)``, ``iterations`` of the slowest problem.
+    the line search finds no decrease). Returns ``(x, iterations, converged)``: ``iterations`` of the
+    slowest problem, and ``converged`` [P] (bool) true for the problems whose final gradient has
+    ``max |g| ≤ tol`` — false for those stopped by ``max_iter`` or by a line search that found no decrease
+    with the gradient still above ``tol``.
 
     Finished problems leave the batch. If ``fun`` has an attribute ``restrict`` (``fun.restrict(keep)``
     returns the same functions for the problems at positions ``keep`` of ``fun``'s batch, again with a
@@ -279,6 +295,7 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
     """
     x = x0.clone()
     out = x0.clone()                                      # finished problems are written here
+    converged = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
     f, g = fun(x)
     P, D = x.shape
     rows = torch.arange(P, device=x.device)               # the problems still in the batch
@@ -296,6 +313,7 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
         if hasattr(fun, "restrict") and not everyone:
             done = ~active                                # drop the finished problems from the batch
             out[rows[done]] = x[done]
+            converged[rows[done]] = g[done].abs().amax(1) <= tol
             alive = active.nonzero().squeeze(1)
             rows, x, f, g, S, Y, gamma, stalled = (t[alive] for t in (rows, x, f, g, S, Y, gamma, stalled))
             active = active[alive]
@@ -359,13 +377,15 @@ def _lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, h
         Y = torch.cat([Y, yv.unsqueeze(-1)], 2)[:, :, -history:]
         f, g = f_new, g_new
     out[rows] = x
-    return out, iterations
+    converged[rows] = g.abs().amax(1) <= tol
+    return out, iterations, converged
 
 
 @single_threaded()
 def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: float = 1.0,
                       sample_weight: torch.Tensor | None = None, init: tuple | None = None,
-                      max_iter: int = 1000, tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, int]:
+                      max_iter: int = 1000,
+                      tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
     """Fit ``P`` multinomial L2 logistic regressions at once (batched L-BFGS, float64).
 
     Problem ``p`` minimises ``C Σ_i w_pi CE(softmax(W_p x_pi + b_p), y_pi) + ½‖W_p‖_F²``; the solver works
@@ -383,7 +403,10 @@ def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: fl
 
     Returns
     -------
-    W : [P, K, n]; b : [P, K]; iterations : int (of the slowest problem)
+    W : [P, K, n]; b : [P, K]; iterations : int (of the slowest problem);
+    converged : bool Tensor [P]
+        Whether each problem ended with its gradient (in the solver's variables) at most ``tol``; a
+        :class:`~sklearn.exceptions.ConvergenceWarning` names how many did not.
 
     Memory: one float64 copy of ``X`` (centred and rescaled in place) plus ``O(P·m·K + P·K·n)``; when
     problems converge the solver copies the rows of those still running. The full copy stays referenced
@@ -394,13 +417,17 @@ def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: fl
         raise ValueError(f"X must have shape [P, m, n] with P, m, n ≥ 1, got {list(X.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError("X must be finite, got NaN or infinite entries")
-    return _fit_logistic(X.to(DTYPE, copy=True), y, n_classes, C=C, sample_weight=sample_weight, init=init,
-                         max_iter=max_iter, tol=tol)
+    W, b, iterations, converged = _fit_logistic(X.to(DTYPE, copy=True), y, n_classes, C=C,
+                                                sample_weight=sample_weight, init=init, max_iter=max_iter,
+                                                tol=tol)
+    _warn_unconverged(converged, "fit_logistic_many", max_iter, tol)
+    return W, b, iterations, converged
 
 
 def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight, init, max_iter: int,
                   tol: float):
-    """:func:`fit_logistic_many` on a float64 ``X`` [P, m, n] that it may overwrite (no further copy)."""
+    """:func:`fit_logistic_many` on a float64 ``X`` [P, m, n] that it may overwrite (no further copy), without
+    the warning: returns ``(W, b, iterations, converged)``."""
     C = _positive("C", C)
     K = _count("n_classes", n_classes, 2)
     _count("max_iter", max_iter)
@@ -437,9 +464,9 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
     # penalty's (1/(C Σw r²)). Without the floor, a feature nearly constant on a training set (a ReLU unit
     # of the digits features active on one image of hundreds: sd ~ 0.002) gets a penalty a thousand times
     # its data curvature (the solver then stopped at max_iter, gradient ~ 1e-3), and one exactly constant
-    # is centred to rounding residue, ~EPS·|x̄|, which r = sd would blow up into a unit-variance noise
-    # feature the fit could use. Features with sd above the floor (every synthetic design here) are
-    # rescaled exactly as before.
+    # is centred to rounding residue, ~EPS·|x̄|, so that r = sd gave its weight a penalty curvature ~1e33
+    # times the others': the first line search found no decrease and the fit froze at its start. Features
+    # with sd above the floor (every synthetic design here) are rescaled exactly as before.
     sd = torch.where(total_weight[:, None] > n, torch.maximum(sd, scale.sqrt()[:, None]), torch.ones_like(sd))
     Xc.div_(sd[:, None, :])
     inv_sd2 = sd.pow(-2)
@@ -477,10 +504,10 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
     del X, Xc                   # the solver holds the data through ``fun`` and frees it as problems finish
     # 20 curvature pairs, not L-BFGS's usual 10: near m ≈ n these problems are ill conditioned, and the
     # longer memory cut the chapter's iterations by about a fifth (same optimum, to the tolerance)
-    v, iterations = _lbfgs_many(fun, v0, max_iter=max_iter, tol=tol, history=20)
+    v, iterations, converged = _lbfgs_many(fun, v0, max_iter=max_iter, tol=tol, history=20)
     V = v.view(P, K, n + 1)
     W = V[..., :n] / sd[:, None, :]
-    return W, V[..., n] - (W * mean[:, None, :]).sum(-1), iterations
+    return W, V[..., n] - (W * mean[:, None, :]).sum(-1), iterations, converged
 
 
 class LogisticRegression(_LinearSoftmax):
@@ -502,7 +529,8 @@ class LogisticRegression(_LinearSoftmax):
 
     Attributes
     ----------
-    coef_ : [K, n]; intercept_ : [K]; n_classes_ : int; n_iter_ : int
+    coef_ : [K, n]; intercept_ : [K]; n_classes_ : int; n_iter_ : int; converged_ : bool (the gradient
+    reached ``tol``; a :class:`~sklearn.exceptions.ConvergenceWarning` is issued when it did not)
     """
 
     def __init__(self, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7):
@@ -517,9 +545,9 @@ class LogisticRegression(_LinearSoftmax):
         _positive("tol", self.tol)
         X = _features(X)
         y, K = _labels(y, X.shape[0])
-        W, b, iterations = fit_logistic_many(X[None], y[None], K, C=self.C, max_iter=self.max_iter,
-                                             tol=self.tol)
-        self.n_classes_, self.n_iter_ = K, iterations
+        W, b, iterations, converged = fit_logistic_many(X[None], y[None], K, C=self.C, max_iter=self.max_iter,
+                                                        tol=self.tol)
+        self.n_classes_, self.n_iter_, self.converged_ = K, iterations, bool(converged[0])
         self.coef_, self.intercept_ = W[0], b[0]
         return self
 
@@ -542,12 +570,13 @@ class LogisticRegression(_LinearSoftmax):
         K = checked[0][2]
         if any(k != K for _, _, k in checked):
             raise ValueError(f"every training set in y must hold the same classes 0 .. {K - 1}")
-        W, b, iterations = fit_logistic_many(X, torch.stack([c[1] for c in checked]), K, C=self.C,
-                                             max_iter=self.max_iter, tol=self.tol)
+        W, b, iterations, converged = fit_logistic_many(X, torch.stack([c[1] for c in checked]), K, C=self.C,
+                                                        max_iter=self.max_iter, tol=self.tol)
         fitted = []
-        for Wp, bp in zip(W, b, strict=True):
+        for Wp, bp, ok in zip(W, b, converged.tolist(), strict=True):
             model = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
             model.n_classes_, model.n_iter_, model.coef_, model.intercept_ = K, iterations, Wp, bp
+            model.converged_ = ok
             fitted.append(model)
         return fitted
 
@@ -848,7 +877,9 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
     order one. For independent features we trust it from :func:`nb_prediction_start` ``= max(8, 2√n)``
     on (``n/m² ≤ 1/4``), where it is within 3% of the simulated excess error (tested for n = 32–512).
     Below that, for n ≥ 256 it even rises above chance (n = 512, m = 5: 0.63 against a simulated
-    0.48) and is not monotone in ``m``: plot it only from :func:`nb_prediction_start` on.
+    0.48) and is not monotone in ``m``: for independent features plot it only from
+    :func:`nb_prediction_start` on. That start is not a statement about other designs: for the chapter's
+    correlated design (n = 100, ρ = 0.05) the tests find the formula within 5% from m = 8, below its 2√n.
     ``m`` (≥ 3, finite) is a number or a 1-D tensor/array/list of sizes; the result has its shape.
     """
     if not isinstance(mixture, Mixture):
@@ -883,7 +914,8 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
 
 def nb_prediction_start(mixture: Mixture) -> float:
     """The smallest ``m`` from which :func:`nb_error_prediction` (``order=2``) is trusted for independent
-    features: ``max(8, 2√n)``, i.e. ``n/m² ≤ 1/4`` (see the valid range there)."""
+    features: ``max(8, 2√n)``, i.e. ``n/m² ≤ 1/4`` (see the valid range there). Argued and tested for
+    independent features only; it does not depend on the correlation."""
     if not isinstance(mixture, Mixture):
         raise TypeError(f"mixture must be a Mixture, got {type(mixture).__name__}")
     return max(8.0, 2 * math.sqrt(mixture.n_features))
@@ -1085,9 +1117,12 @@ def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9):
 
 
 @single_threaded()
-def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7):
+def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-7,
+                   return_converged: bool = False):
     """Logistic regression fitted on the first ``m`` samples of every order, for every ``m`` in
-    ``m_grid``. Returns ``W`` [S, G, K, n] and ``b`` [S, G, K].
+    ``m_grid``. Returns ``W`` [S, G, K, n] and ``b`` [S, G, K], and with ``return_converged=True`` also
+    ``converged`` [S, G] (bool: the fit's gradient reached ``tol``, see :func:`fit_logistic_many`). Fits that
+    did not converge raise a :class:`~sklearn.exceptions.ConvergenceWarning` either way.
 
     One batched L-BFGS problem per ``m`` over all ``S`` orders, warm-started from the fits on the previous
     prefix (the optimum does not depend on the start). Not one problem for the whole grid: padding every
@@ -1100,16 +1135,20 @@ def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000
     orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
     y = y.to(X.device)
     ends = _grid(m_grid, orders)
-    Ws, bs = [], []
+    Ws, bs, oks = [], [], []
     for m in ends.tolist():
         rows = orders[:, :m]
         init = (Ws[-1], bs[-1]) if Ws else None        # warm start from the previous prefix
         # X[rows] is a fresh float64 gather: the solver centres it in place (one copy of the data)
-        W, b, _ = _fit_logistic(X[rows], y[rows], K, C=C, sample_weight=None, init=init,
-                                max_iter=max_iter, tol=tol)
+        W, b, _, ok = _fit_logistic(X[rows], y[rows], K, C=C, sample_weight=None, init=init,
+                                    max_iter=max_iter, tol=tol)
         Ws.append(W)
         bs.append(b)
-    return torch.stack(Ws, 1), torch.stack(bs, 1)
+        oks.append(ok)
+    converged = torch.stack(oks, 1)
+    _warn_unconverged(converged, "lr_prefix_fits", max_iter, tol)
+    W, b = torch.stack(Ws, 1), torch.stack(bs, 1)
+    return (W, b, converged) if return_converged else (W, b)
 
 
 @single_threaded()
@@ -1200,8 +1239,9 @@ def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
             weight = torch.zeros(len(problems), length, dtype=DTYPE)
             for p, (Xp, yp) in enumerate(problems):          # pad every training set to `length` rows
                 X_all[p, : len(yp)], y_all[p, : len(yp)], weight[p, : len(yp)] = Xp, yp, 1.0
-            W_lr, b_lr, _ = _fit_logistic(X_all, y_all, K, C=1.0, sample_weight=weight, init=None,
-                                          max_iter=1000, tol=1e-7)
+            W_lr, b_lr, _, converged = _fit_logistic(X_all, y_all, K, C=1.0, sample_weight=weight, init=None,
+                                                     max_iter=1000, tol=1e-7)
+            _warn_unconverged(converged, f"explore_table (n = {n}, K = {K})", 1000, 1e-7)
             W_lr = W_lr.view(len(correlations), streams, len(grid), K, n)
             b_lr = b_lr.view(len(correlations), streams, len(grid), K)
             for i, (rho, mix, X_test, y_test, (W_nb, b_nb)) in enumerate(cases):
