@@ -58,3 +58,13 @@ def test_check_tensor_and_shapes():
 def test_a_list_keeps_float64_precision():
     value = [1 / 3, 0.1]
     assert check_tensor("x", value, dtype=torch.float64).tolist() == value
+
+
+def test_check_tensor_sign_requirements():
+    values = torch.tensor([0.0, 1.0, 2.0])
+    assert torch.equal(check_tensor("v", values, nonnegative=True), values)
+    with pytest.raises(ValueError, match="v must be positive, got a minimum of 0"):
+        check_tensor("v", values, positive=True)
+    with pytest.raises(ValueError, match="w must be non-negative, got a minimum of -1"):
+        check_tensor("w", [-1.0, 3.0], nonnegative=True)
+    assert check_tensor("v", [1e-300, 5.0], positive=True).min().item() > 0
