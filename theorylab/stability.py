@@ -28,6 +28,7 @@ import torch
 
 from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
+from .utils.numerics import lanczos_max
 from .utils.threads import single_threaded
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
@@ -801,31 +802,6 @@ def gauss_newton_matvec(model, X: torch.Tensor, u: torch.Tensor, *, backend: str
     return model.gn_matvec(X, u).to(out_dtype)
 
 
-def _lanczos_max(matvec, p: int, iters: int, *, seed: int, dtype, device) -> float:
-    """Largest Ritz value of ``iters`` Lanczos steps with full reorthogonalisation (a lower bound on
-    λ_max that is exact once the Krylov space contains the top eigenvector, e.g. after rank + 1 steps)."""
-    gen = make_generator(seed, device=device)
-    q = torch.randn(p, generator=gen, dtype=dtype, device=device)
-    basis = [q / q.norm()]
-    alphas, betas = [], []
-    for j in range(iters):
-        w = matvec(basis[j])
-        alphas.append(torch.dot(w, basis[j]).item())
-        Q = torch.stack(basis)
-        w = w - Q.T @ (Q @ w)
-        w = w - Q.T @ (Q @ w)                                  # twice is enough (Kahan–Parlett)
-        beta = w.norm().item()
-        if j + 1 == iters or beta <= 1e-12 * max(abs(a) for a in alphas):
-            break
-        betas.append(beta)
-        basis.append(w / beta)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    if betas:
-        off = torch.tensor(betas, dtype=torch.float64)
-        T = T + torch.diag(off, 1) + torch.diag(off, -1)
-    return torch.linalg.eigvalsh(T)[-1].item()
-
-
 def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", iters: int = 100,
                             seed: int | None = None,
                             backend: str = "auto") -> float:
@@ -856,7 +832,7 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
     X_mv = X
     if isinstance(model, TwoLayerReLU) and use_triton(X, backend):
         X_mv = X.float().contiguous()       # the kernel computes in float32: convert X once, not per matvec
-    return _lanczos_max(lambda u: gauss_newton_matvec(model, X_mv, u, backend=backend), p, min(iters, n + 1),
+    return lanczos_max(lambda u: gauss_newton_matvec(model, X_mv, u, backend=backend), p, min(iters, n + 1),
                         seed=seed, dtype=X.dtype, device=X.device)
 
 
