@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .seeding import make_generator, resolve_seed
+from .utils.stats import loglog_slope  # re-exported: it moved to theorylab.utils.stats
 from .utils.validation import check_int, check_real, check_tensor
 
 __all__ = ["MarchenkoPastur", "marchenko_pastur", "wigner_edge", "spike_outlier", "bbp_batch",
@@ -573,16 +574,3 @@ def best_lr(lrs, risks) -> float:
     if a <= 0:
         return lrs[k].item()
     return math.exp((-b / (2 * a)).clamp(x[0], x[2]).item())
-
-
-def loglog_slope(batches, values) -> float:
-    """Least-squares slope of ``log values`` against ``log batches`` (both 1-D, same length ≥ 2)."""
-    b = check_tensor("batches", batches, ndim=1, dtype=DTYPE)
-    v = check_tensor("values", values, ndim=1, dtype=DTYPE)
-    if b.numel() != v.numel() or b.numel() < 2:
-        raise ValueError(f"batches and values must have the same length ≥ 2, got {b.numel()} and {v.numel()}")
-    if (b <= 0).any() or (v <= 0).any():
-        raise ValueError("batches and values must be positive")
-    x, y = b.log(), v.log()
-    x = x - x.mean()
-    return ((x * (y - y.mean())).sum() / (x * x).sum()).item()

@@ -97,3 +97,11 @@ def log_scale(ax, axis: str = "x") -> None:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         target.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
         target.set_minor_formatter(NullFormatter())
+
+
+def decades(ax, axis: str = "x") -> None:
+    """Put ``axis`` ("x", "y" or "both") of ``ax`` on a log scale labelled at powers of ten only, for
+    ranges that span many decades (where :func:`log_scale`'s 1, 2, 5 × 10^k labels would crowd)."""
+    log_scale(ax, axis)
+    for name in ("x", "y") if axis == "both" else (axis,):
+        getattr(ax, f"{name}axis").set_major_locator(LogLocator(base=10))

@@ -8,12 +8,15 @@ so that the book and JupyterLab show only the sentence)::
         angle=theta, ratio=r)
 
 In a notebook the sentence is displayed as Markdown (rendered by JupyterLab and by the book build, math
-included); outside a notebook it is printed. Numbers are formatted with ``str.format`` fields.
+included); outside a notebook it is printed. Numbers are formatted with ``str.format`` fields;
+:func:`latex_sci` writes a small or large number in scientific notation for the math in a sentence.
 """
 
 from __future__ import annotations
 
-__all__ = ["Said", "say"]
+from .utils.validation import check_real
+
+__all__ = ["Said", "say", "latex_sci"]
 
 
 class Said(str):
@@ -39,3 +42,11 @@ def say(template: str, **values) -> Said:
     if unused:
         raise ValueError(f"values {sorted(unused)} are not used by the template {template!r}")
     return Said(template.format(**values))
+
+
+def latex_sci(x) -> str:
+    """``x`` in scientific notation with two significant digits, as LaTeX for inside ``$…$``:
+    ``latex_sci(0.000357)`` is ``"3.6\\cdot10^{-4}"`` (rounded as ``f"{x:.1e}"``). ``x`` a finite real."""
+    x = check_real("x", x)
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}\\cdot10^{{{int(exponent)}}}"

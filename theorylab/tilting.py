@@ -31,6 +31,7 @@ import torch
 from . import config
 from .kernels import classifier_stats
 from .seeding import resolve_seed
+from .utils.stats import mcnemar_counts, mcnemar_z  # re-exported: they moved to theorylab.utils.stats
 from .utils.validation import check_int, check_real
 
 __all__ = [
@@ -724,33 +725,6 @@ def path_adversarial_distances(W, b, X, y) -> np.ndarray:
         raise ValueError(f"b must have shape [{W.shape[0]}] (one intercept per row of W), got "
                          f"{list(b.shape)}")
     return np.array([adversarial_distance(w, b_k, X, y) for w, b_k in zip(W, b, strict=True)])
-
-
-def _wrong(name: str, value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    value = np.asarray(value)
-    if value.dtype != np.bool_ or value.ndim != 1:
-        raise TypeError(f"{name} must be a 1-D boolean array (True where the classifier is wrong), got "
-                        f"dtype {value.dtype} and shape {list(value.shape)}")
-    return value
-
-
-def mcnemar_counts(wrong_first, wrong_second) -> tuple[int, int]:
-    """``(n10, n01)``: the test points only the first classifier gets wrong, and those only the second
-    gets wrong (``wrong_*``: boolean arrays [n] over the same points)."""
-    first, second = _wrong("wrong_first", wrong_first), _wrong("wrong_second", wrong_second)
-    if first.shape != second.shape:
-        raise ValueError(f"wrong_first and wrong_second must have the same shape, got {list(first.shape)} "
-                         f"and {list(second.shape)}")
-    return int(np.sum(first & ~second)), int(np.sum(~first & second))
-
-
-def mcnemar_z(wrong_first, wrong_second) -> float:
-    """McNemar's ``z = (n10 − n01)/√(n10 + n01)`` (0 when the two never disagree): approximately standard
-    normal when the classifiers have the same error rate, positive when the first is worse."""
-    n10, n01 = mcnemar_counts(wrong_first, wrong_second)
-    return (n10 - n01) / math.sqrt(max(n10 + n01, 1))
 
 
 def angle_dips(X, y, levels: int = 80) -> dict:
