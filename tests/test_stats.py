@@ -34,19 +34,19 @@ def test_loglog_slope_is_still_importable_from_batchsize():
     assert "loglog_slope" in batchsize.__all__
 
 
-@pytest.mark.parametrize("batches, values, error, match", [
+@pytest.mark.parametrize("x, y, error, match", [
     ([1.0, 2.0], [1.0, 2.0, 3.0], ValueError, "same length"),
     ([1.0], [1.0], ValueError, "same length ≥ 2"),
-    ([1.0, 0.0], [1.0, 2.0], ValueError, "batches must be positive"),
-    ([1.0, 2.0], [1.0, -2.0], ValueError, "values must be positive"),
-    ([1.0, math.nan], [1.0, 2.0], ValueError, "batches must hold finite"),
-    ([[1.0, 2.0]], [1.0, 2.0], ValueError, "batches must have 1 dimension"),
-    ("1, 2", [1.0, 2.0], TypeError, "batches must be"),
-    ([1.0, 2.0], None, TypeError, "values must be"),
+    ([1.0, 0.0], [1.0, 2.0], ValueError, "x must be positive"),
+    ([1.0, 2.0], [1.0, -2.0], ValueError, "y must be positive"),
+    ([1.0, math.nan], [1.0, 2.0], ValueError, "x must hold finite"),
+    ([[1.0, 2.0]], [1.0, 2.0], ValueError, "x must have 1 dimension"),
+    ("1, 2", [1.0, 2.0], TypeError, "x must be"),
+    ([1.0, 2.0], None, TypeError, "y must be"),
 ])
-def test_loglog_slope_bad_input_names_the_argument(batches, values, error, match):
+def test_loglog_slope_bad_input_names_the_argument(x, y, error, match):
     with pytest.raises(error, match=match):
-        stats.loglog_slope(batches, values)
+        stats.loglog_slope(x, y)
 
 
 # --- McNemar -------------------------------------------------------------------------------------------

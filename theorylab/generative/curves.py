@@ -60,18 +60,19 @@ def _grid(m_grid, orders) -> torch.Tensor:
 
 
 @single_threaded()
-def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9):
+def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9, backend: str = "auto"):
     """Naive Bayes fitted on the first ``m`` samples of every order, for every ``m`` in ``m_grid``.
 
-    One pass of :func:`theorylab.kernels.prefix_class_stats` (the Triton kernel on a GPU, the float64
-    reference on a CPU) gives the per-class statistics of all prefixes. Returns ``W`` [S, G, K, n] and
-    ``b`` [S, G, K] (float64).
+    One pass of :func:`theorylab.kernels.prefix_class_stats` gives the per-class statistics of all
+    prefixes (``backend="auto"``: the Triton kernel on CUDA tensors, the float64 torch reference
+    otherwise; ``"triton"`` or ``"torch"`` forces one). Returns ``W`` [S, G, K, n] and ``b`` [S, G, K]
+    (float64).
     """
     X = _features(X)
     y, K = _labels(y, X.shape[0])
     orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
     ends = _grid(m_grid, orders).to(X.device)
-    counts, means, variances = _class_stats(X, y.to(X.device), orders, ends, K)
+    counts, means, variances = _class_stats(X, y.to(X.device), orders, ends, K, backend)
     _, _, W, b = nb_parameters(counts, means, variances, var_smoothing)
     return W, b
 
@@ -136,15 +137,18 @@ test_errors.__test__ = False   # not a pytest test
 
 @single_threaded()
 def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int | None = None,
-                    C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000) -> dict:
+                    C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000,
+                    backend: str = "auto") -> dict:
     """Test errors of naive Bayes and logistic regression trained on the first ``m`` samples of
     ``n_orders`` random orders of the pool, for every ``m`` in ``m_grid``.
 
-    Returns ``{"m": [G], "nb": [S, G], "lr": [S, G]}`` (errors as fractions).
+    Returns ``{"m": [G], "nb": [S, G], "lr": [S, G]}`` (errors as fractions); ``backend`` as in
+    :func:`nb_prefix_fits`.
     """
     seed = resolve_seed(seed, "generative.learning_curves")
     orders = random_orders(y_pool, n_orders, length=int(max(m_grid)), seed=seed)
-    W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing)
+    W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing,
+                                backend=backend)
     W_lr, b_lr = lr_prefix_fits(X_pool, y_pool, orders, m_grid, C=C, max_iter=max_iter)
     return {"m": torch.as_tensor(m_grid), "nb": test_errors(W_nb, b_nb, X_test, y_test),
             "lr": test_errors(W_lr, b_lr, X_test, y_test)}

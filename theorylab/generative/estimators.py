@@ -9,15 +9,19 @@ from sklearn.base import BaseEstimator
 from ..kernels import prefix_class_stats
 from ..utils.numerics import lbfgs_many
 from ..utils.threads import single_threaded
-from ..utils.validation import check_real, check_tensor
+from ..utils.validation import check_choice, check_real, check_tensor
 from ._checks import DTYPE, _count, _features, _labels, _log_softmax, _positive, _warn_unconverged
 
 
-def _class_stats(X, y, orders, ends, K):
-    """:func:`theorylab.kernels.prefix_class_stats` with the Triton kernel on a GPU and the float64 torch
-    reference on a CPU (also under Triton's interpreter: the kernel computes in float32, and the
-    estimators here are compared with formulas to 1e-12)."""
-    return prefix_class_stats(X, y, orders, ends, K, backend="auto" if X.is_cuda else "torch")
+def _class_stats(X, y, orders, ends, K, backend: str = "auto"):
+    """:func:`theorylab.kernels.prefix_class_stats`. ``backend="auto"``: the Triton kernel on CUDA tensors
+    and the float64 torch reference otherwise (also under Triton's interpreter: the kernel computes in
+    float32, and the estimators here are compared with formulas to 1e-12); ``"triton"`` or ``"torch"``
+    forces one."""
+    backend = check_choice("backend", backend, ("auto", "triton", "torch"))
+    if backend == "auto" and not X.is_cuda:
+        backend = "torch"
+    return prefix_class_stats(X, y, orders, ends, K, backend=backend)
 
 
 def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Tensor,

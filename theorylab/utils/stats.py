@@ -24,17 +24,16 @@ __all__ = ["loglog_slope", "mcnemar_counts", "mcnemar_z", "paired_log_drop_z", "
 DTYPE = torch.float64
 
 
-def loglog_slope(batches, values) -> float:
-    """Least-squares slope of ``log values`` against ``log batches`` (both 1-D [n], n ≥ 2, positive).
-
-    The names come from chapter 7 (the exponent of a learning rate in the batch size); any positive
-    ``x`` [n] and ``y`` [n] work. Computed in float64 torch.
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x`` (both 1-D [n], n ≥ 2, positive), e.g. the exponent
+    of a learning rate in the batch size (chapter 7) or of a sample count in the dimension (chapter 5).
+    Computed in float64 torch.
     """
-    b = check_tensor("batches", batches, ndim=1, dtype=DTYPE, positive=True)
-    v = check_tensor("values", values, ndim=1, dtype=DTYPE, positive=True)
-    if b.numel() != v.numel() or b.numel() < 2:
-        raise ValueError(f"batches and values must have the same length ≥ 2, got {b.numel()} and {v.numel()}")
-    x, y = b.log(), v.log()
+    x = check_tensor("x", x, ndim=1, dtype=DTYPE, positive=True)
+    y = check_tensor("y", y, ndim=1, dtype=DTYPE, positive=True)
+    if x.numel() != y.numel() or x.numel() < 2:
+        raise ValueError(f"x and y must have the same length ≥ 2, got {x.numel()} and {y.numel()}")
+    x, y = x.log(), y.log()
     x = x - x.mean()
     return ((x * (y - y.mean())).sum() / (x * x).sum()).item()
 
