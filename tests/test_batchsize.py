@@ -1,5 +1,4 @@
 import math
-import os
 
 import numpy as np
 import pytest
@@ -198,68 +197,9 @@ def test_numpy_scalars_are_accepted():
 
 
 # --------------------------------------------------------------------------------------------------
-# The kernel (Triton's interpreter on the CPU; see the root conftest)
+# sgd_log_norms' Philox offsets and input checks (the kernel against its reference:
+# tests/test_kernel_sgd_log_norms.py)
 # --------------------------------------------------------------------------------------------------
-
-#: Where the kernel runs: the CPU (Triton's interpreter) or "cuda" (compiled; ``make gpu-check``).
-KERNEL_DEVICE = torch.device(os.environ.get("THEORYLAB_KERNEL_DEVICE", "cpu"))
-
-
-@pytest.mark.kernel
-@pytest.mark.parametrize("runs, steps, batch, d, burn", [(3, 5, 3, 7, 1), (2, 4, 1, 19, 0), (1, 3, 5, 33, 2)])
-def test_kernel_matches_reference_on_odd_shapes(runs, steps, batch, d, burn):
-    from theorylab.kernels import sgd_log_norms, sgd_log_norms_reference
-    gen = torch.Generator().manual_seed(runs * 100 + d)
-    lam = torch.rand(d, generator=gen) + 0.5
-    lrs = torch.tensor([0.05, 0.3, 1.5])                          # the last one diverges
-    e0 = torch.randn(runs, d, generator=gen)
-    X = torch.randn(runs, steps, batch, d, generator=gen)
-    on = [t.to(KERNEL_DEVICE) for t in (lam, lrs, e0, X)]
-    got, got_e = sgd_log_norms(*on[:3], steps=steps, batch=batch, burn_in=burn, X=on[3], backend="triton")
-    got, got_e = got.cpu(), got_e.cpu()
-    want, want_e = sgd_log_norms_reference(lam, lrs, e0, steps=steps, batch=batch, burn_in=burn, X=X)
-    # Not bitwise, and it cannot be: the kernel sums the float32 products x_k e_k of each dot product with
-    # tl.sum (a tree over the BLOCK_D lanes on the GPU, numpy's pairwise sum in the interpreter) and torch's
-    # einsum sums them in another order, and on the GPU tl.sqrt / tl.log are not torch's sqrt / log, so
-    # every step may differ in the last bits. Renormalising e every step keeps these differences from
-    # compounding: on these shapes they are at most 3 ulp (measured in the interpreter) for values of
-    # order 1, so we allow 32 float32 epsilons, absolute and relative, ten times that.
-    tol = 32 * torch.finfo(torch.float32).eps
-    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
-    torch.testing.assert_close(got_e, want_e, rtol=tol, atol=tol)
-    assert (got[2] > 0).all()                                      # measured, not overflowed
-    # float64 library path on the same data agrees to float32 rounding
-    lib = torch.empty_like(want)
-    for r in range(runs):
-        e = e0[r].double() / e0[r].double().norm()
-        for k, lr in enumerate(lrs.tolist()):
-            v, acc = e.clone(), 0.0
-            for t in range(steps):
-                x = X[r, t].double() * lam.double().sqrt()
-                v = v - lr / batch * x.T @ (x @ v)
-                n = v.norm()
-                acc += n.log().item() if t >= burn else 0.0
-                v = v / n
-            lib[k, r] = acc / (steps - burn)
-    torch.testing.assert_close(got, lib, rtol=tol, atol=tol)
-
-
-@pytest.mark.kernel
-def test_kernel_generated_data_is_gaussian_in_distribution():
-    """Philox batches: with a small step the growth rate of log‖e‖ is −η uᵀΣu per step to first order, so
-    Σ = λI gives −ηλ (plus O(η²)); compare the mean over runs with that."""
-    from theorylab.kernels import sgd_log_norms
-    lam = torch.full((5,), 2.0)
-    e0 = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
-    rates, _ = sgd_log_norms(lam.to(KERNEL_DEVICE), torch.tensor([0.01], device=KERNEL_DEVICE),
-                             e0.to(KERNEL_DEVICE), steps=20, batch=1, seed=7, backend="triton")
-    rates = rates.cpu()
-    eta = 0.01
-    # second-order terms: ½η²E‖H₁u‖² − η²E(uᵀH₁u)² = η²λ²((d + 2)/2 − 3) ≈ 2·10⁻⁴; the mean over 8 runs of
-    # 20 steps has a standard error of about 2·10⁻³ (the per-step log factor has s.d. ≈ √2 ηλ)
-    assert rates.mean().item() == pytest.approx(-eta * 2.0, abs=0.008)
-    assert rates.std().item() > 0                                   # the runs see different data
-
 
 def test_philox_offsets_need_int64_beyond_the_chapter_scale():
     """The kernel draws x_b at step t from Philox offsets (t·B + b)·BLOCK_D + k, computed in int64."""
@@ -283,3 +223,64 @@ def test_kernel_validates():
         sgd_log_norms(lam, torch.tensor([0.1]), e0, steps=4, batch=2, burn_in=4)
     with pytest.raises(ValueError, match="seed must be an integer"):
         sgd_log_norms(lam, torch.tensor([0.1]), e0, steps=4, batch=2, seed=2**31)
+
+
+# --- momentum (Adam's EMA momentum with a frozen preconditioner) -----------------------------------------
+
+def test_momentum_map_at_zero_beta_is_the_sgd_map():
+    lam = torch.tensor([1.0, 0.5, 0.2], dtype=torch.float64)
+    a = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    moments = torch.stack([a, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)], 1)
+    step = bs.momentum_second_moment_step(0.3, lam, 4, 0.0, moments, noise=0.7)
+    sgd = bs.second_moment_step(0.3, lam, 4, a, noise=0.7)
+    torch.testing.assert_close(step[:, 0], sgd, rtol=1e-15, atol=0)
+    for B in (1, 3, 50):
+        assert bs.momentum_ms_threshold(lam, B, 0.0) == pytest.approx(bs.ms_threshold(lam, B), rel=1e-14)
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("batch", [1, 3, 16, 256])
+def test_momentum_threshold_is_where_the_full_map_turns_unstable(beta, batch):
+    lam = 1 / torch.arange(1, 7, dtype=torch.float64)
+    eta = bs.momentum_ms_threshold(lam, batch, beta)
+    below = bs.momentum_ms_rate(eta * (1 - 1e-7), lam, batch, beta)
+    above = bs.momentum_ms_rate(eta * (1 + 1e-7), lam, batch, beta)
+    assert below < 1 < above
+    # the stable set is an interval: every smaller step size is stable
+    for fraction in (0.05, 0.3, 0.6, 0.9, 0.99):
+        assert bs.momentum_ms_rate(fraction * eta, lam, batch, beta) < 1
+    assert eta < 2 * (1 + beta) / ((1 - beta) * lam.max().item())     # below heavy ball's noise-free bound
+
+
+def test_momentum_moments_match_simulation():
+    lam = torch.tensor([1.0, 0.6, 0.3, 0.1], dtype=torch.float64)
+    runs = bs.momentum_sgd_moments(lam, 2, 0.5, 0.9, steps=20, runs=20_000, seed=1)
+    exact = torch.zeros(4, 3, dtype=torch.float64)
+    exact[:, 0] = 1.0
+    for _ in range(20):
+        exact = bs.momentum_second_moment_step(0.5, lam, 2, 0.9, exact)
+    z = (runs.mean(0) - exact) / (runs.std(0) / runs.shape[0] ** 0.5)
+    assert z.abs().max() < 4.5             # 12 comparisons, each Gaussian to a good approximation
+
+
+def test_frozen_adam_threshold_scales_like_rmsprop():
+    lam = 1 / torch.arange(1, 11, dtype=torch.float64)
+    rmsprop = bs.frozen_rmsprop_threshold(lam, 8, 0.5)
+    assert bs.frozen_adam_threshold(lam, 8, 0.5, 0.0) == pytest.approx(rmsprop, rel=1e-14)
+    assert bs.frozen_adam_threshold(lam, 8, 1.0, 0.9) == pytest.approx(
+        2 * bs.frozen_adam_threshold(lam, 8, 0.5, 0.9), rel=1e-14)   # linear in σ
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: bs.momentum_ms_threshold([1.0, 0.5], 4, 1.0), ValueError, "beta must be < 1"),
+    (lambda: bs.momentum_ms_threshold([1.0, 0.5], 4, -0.1), ValueError, "beta must be ≥ 0"),
+    (lambda: bs.momentum_ms_threshold([1.0, 0.5], 0, 0.5), ValueError, "batch"),
+    (lambda: bs.momentum_second_moment_step(0.1, [1.0, 0.5], 4, 0.5, torch.zeros(3, 3)), ValueError,
+     "moments must have shape"),
+    (lambda: bs.momentum_sgd_moments([1.0], 2, 0.1, 0.5, steps=3, runs=1), ValueError,
+     "runs must be an integer ≥ 2"),
+    (lambda: bs.frozen_adam_threshold([1.0], 2, 0.0, 0.5), ValueError, "noise must be > 0"),
+])
+def test_momentum_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

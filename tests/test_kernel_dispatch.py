@@ -18,7 +18,6 @@ def test_interpreter_is_on_for_the_kernel_tests():
     assert interpreter_on(), "conftest.py must set TRITON_INTERPRET=1 before the kernels are imported"
 
 
-
 @interpreter_only
 def test_auto_backend_picks_triton_under_the_interpreter_and_torch_when_asked():
     X = torch.zeros(1, 1, 1)
@@ -28,7 +27,6 @@ def test_auto_backend_picks_triton_under_the_interpreter_and_torch_when_asked():
                                lsa_moments_reference(*inputs))
     with pytest.raises(ValueError, match="backend"):
         use_triton(X, "cuda")
-
 
 
 @interpreter_only

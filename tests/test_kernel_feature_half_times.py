@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from kernel_helpers import DEVICE
+from kernel_helpers import DEVICE, assert_close_to_reference
 
 from theorylab.kernels import feature_half_times, feature_half_times_reference
 
@@ -25,8 +25,8 @@ def test_feature_half_times_matches_reference(objective, depth):
     want = feature_half_times_reference(lam, rho, t_max, depth=depth, eps=0.1, objective=objective,
                                         n_steps=200)
     assert torch.isfinite(want[0]).all()
-    torch.testing.assert_close(got[0], want[0], rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+    assert_close_to_reference(got[0], want[0], rtol=1e-4, atol=1e-4, what="feature_half_times: half times")
+    assert_close_to_reference(got[1], want[1], rtol=1e-5, atol=1e-6, what="feature_half_times: final values")
 
 
 def test_feature_half_times_start_past_half_and_never():

@@ -4,7 +4,7 @@ and its input checks."""
 
 import pytest
 import torch
-from kernel_helpers import DEVICE, lsa_inputs
+from kernel_helpers import DEVICE, assert_close_to_reference, lsa_inputs
 
 from theorylab.kernels import lsa_moments, lsa_moments_reference
 
@@ -19,7 +19,7 @@ def test_lsa_moments_matches_reference(shape):
     got = lsa_moments(*inputs, backend="triton")
     want = lsa_moments_reference(*(t.double() for t in inputs))
     assert got.dtype == torch.float64 and got.shape == (3,)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    assert_close_to_reference(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item(), what="lsa_moments")
 
 
 def test_lsa_moments_beyond_the_kernels_largest_d_runs_the_reference():
@@ -35,7 +35,8 @@ def test_lsa_moments_beyond_the_kernels_largest_d_runs_the_reference():
 def test_lsa_moments_float64_inputs_reach_the_kernel_as_float32():
     inputs = lsa_inputs(3, 11, 5, dtype=torch.float64)
     got = lsa_moments(*inputs, backend="triton")
-    assert torch.allclose(got, lsa_moments_reference(*inputs), rtol=1e-4)
+    assert_close_to_reference(got, lsa_moments_reference(*inputs), rtol=1e-4, atol=1e-8,
+                              what="lsa_moments (float64 inputs)")
 
 
 def test_lsa_moments_one_step_gd_special_case():
@@ -49,8 +50,8 @@ def test_lsa_moments_one_step_gd_special_case():
     g = torch.einsum("bn,bnd->bd", y.double(), X.double()) / n
     y_hat = torch.einsum("bi,ij,bj->b", g, gamma.double(), x_q.double())
     want = torch.stack([(y_hat**2).sum(), (y_hat * y_q.double()).sum(), (y_q.double() ** 2).sum()])
-    torch.testing.assert_close(lsa_moments(X, y, x_q, y_q, p, K, backend="triton"), want,
-                               rtol=1e-5, atol=1e-4)
+    assert_close_to_reference(lsa_moments(X, y, x_q, y_q, p, K, backend="triton"), want, rtol=1e-5, atol=1e-4,
+                              what="lsa_moments (one-step GD)")
 
 
 @pytest.mark.parametrize("position, bad, match", [

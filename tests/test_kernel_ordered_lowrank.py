@@ -3,7 +3,7 @@ backward against its torch reference, and its input checks."""
 
 import pytest
 import torch
-from kernel_helpers import DEVICE, ON_GPU
+from kernel_helpers import DEVICE, ON_GPU, assert_close_to_reference
 
 from theorylab.kernels import ordered_lowrank, ordered_lowrank_reference
 
@@ -36,10 +36,12 @@ def test_ordered_lowrank_forward_and_backward_match_reference(shape):
     y.backward(grad_out)
     y64.backward(grad_out.double())
     scale = y64.abs().max().item() + 1.0
-    torch.testing.assert_close(y.double(), y64.detach(), rtol=LOWRANK_RTOL, atol=LOWRANK_RTOL * scale)
-    for got, want in zip(leaves, leaves64, strict=True):
-        torch.testing.assert_close(got.grad.double(), want.grad, rtol=LOWRANK_RTOL,
-                                   atol=LOWRANK_RTOL * (want.grad.abs().max().item() + 1.0))
+    assert_close_to_reference(y.double(), y64.detach(), rtol=LOWRANK_RTOL, atol=LOWRANK_RTOL * scale,
+                              what="ordered_lowrank: y")
+    for name, got, want in zip("xUV", leaves, leaves64, strict=True):
+        assert_close_to_reference(got.grad.double(), want.grad, rtol=LOWRANK_RTOL,
+                                  atol=LOWRANK_RTOL * (want.grad.abs().max().item() + 1.0),
+                                  what=f"ordered_lowrank: the gradient of {name}")
 
 
 @pytest.mark.parametrize("fill", [0, 1, "max"])
@@ -50,8 +52,9 @@ def test_ordered_lowrank_uniform_ranks(fill):
     keep = rank if fill == "max" else fill
     want = x.double() @ V[:, :keep].double() @ U[:, :keep].T.double()
     got = ordered_lowrank(x, U, V, ranks, backend="triton")
-    torch.testing.assert_close(got.double(), want, rtol=LOWRANK_RTOL,
-                               atol=1e-4 + LOWRANK_RTOL * want.abs().max().item())
+    assert_close_to_reference(got.double(), want, rtol=LOWRANK_RTOL,
+                              atol=1e-4 + LOWRANK_RTOL * want.abs().max().item(),
+                              what=f"ordered_lowrank (every rank {fill})")
 
 
 def test_ordered_lowrank_validates():

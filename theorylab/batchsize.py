@@ -31,7 +31,8 @@ __all__ = ["MarchenkoPastur", "marchenko_pastur", "wigner_edge", "spike_outlier"
            "outlier_learning_rate", "batch_hessian_eigenvalues", "subsample_top_eigenvalue",
            "additive_top_eigenvalue", "second_moment_step", "ms_rate", "ms_threshold",
            "isotropic_ms_threshold", "small_batch_threshold", "large_batch_threshold",
-           "frozen_rmsprop_threshold", "lyapunov_exponents",
+           "frozen_rmsprop_threshold", "momentum_second_moment_step", "momentum_ms_rate",
+           "momentum_ms_threshold", "frozen_adam_threshold", "momentum_sgd_moments", "lyapunov_exponents",
            "expected_sgd_risk", "sgd_risk", "rmsprop_risk", "best_lr", "loglog_slope",
            "tracy_widom_edge"]
 
@@ -380,6 +381,146 @@ def frozen_rmsprop_threshold(eigenvalues, batch, noise) -> float:
     batch = _batch(batch)
     noise = check_real("noise", noise, low=0, low_open=True)
     return noise * ms_threshold(lam.sqrt(), batch) / math.sqrt(batch)
+
+
+# --------------------------------------------------------------------------------------------------
+# Momentum (the EMA momentum of Adam) with a fixed preconditioner
+# --------------------------------------------------------------------------------------------------
+
+def _beta(value) -> float:
+    return check_real("beta", value, low=0, high=1, high_open=True)
+
+
+def _momentum_blocks(lr: float, lam: torch.Tensor, batch: int, beta: float, c: float):
+    """The mean-square map of :func:`momentum_second_moment_step` without noise, as per-mode blocks
+    ``D`` [d, 3, 3] on ``(a_k, c_k, b_k)`` plus the coupling ``w`` [d, 3] that multiplies
+    ``s = Σ_j λ_j a_j`` (the map is ``x_k ↦ D_k x_k + w_k s``)."""
+    g, alpha = 1 - beta, lr * (1 - beta)
+    q = c * lam**2
+    D = torch.zeros(lam.numel(), 3, 3, dtype=DTYPE)
+    D[:, 0, 0] = 1 - 2 * alpha * lam + alpha**2 * q
+    D[:, 0, 1] = -2 * lr * beta * (1 - alpha * lam)
+    D[:, 0, 2] = (lr * beta) ** 2
+    D[:, 1, 0] = g * lam - alpha * g * q
+    D[:, 1, 1] = beta * (1 - 2 * alpha * lam)
+    D[:, 1, 2] = -lr * beta**2
+    D[:, 2, 0] = g**2 * q
+    D[:, 2, 1] = 2 * g * beta * lam
+    D[:, 2, 2] = beta**2
+    w = torch.stack([alpha**2 * lam, -alpha * g * lam, g**2 * lam], 1) / batch
+    return D, w
+
+
+def momentum_second_moment_step(lr, eigenvalues, batch, beta, moments, *, noise=0.0,
+                                kurtosis=3.0) -> torch.Tensor:
+    """One step of the second moments of SGD with EMA momentum (Adam's, with the second moment frozen
+    and folded into the eigenvalues) on online Gaussian least squares:
+
+    ``m ← βm + (1 − β) g``, ``e ← e − η m``, with ``g = H_B e`` plus label noise.
+
+    ``moments`` [..., d, 3] holds ``(a_k, c_k, b_k) = (E e_k², E e_k m_k, E m_k²)`` in Σ's eigenbasis (the
+    map keeps these diagonal). With ``Q_k = c_κλ_k²a_k + (λ_k/B)(Σ_j λ_j a_j + σ²)`` (``E[g gᵀ]``'s
+    diagonal, ``c_κ = 1 + (κ − 2)/B``) and ``α = η(1 − β)``:
+
+    ``a' = (1 − 2αλ)a + α²Q − 2ηβ(1 − αλ)c + η²β²b``,
+    ``c' = (1 − β)(λa − αQ) + β(1 − 2αλ)c − ηβ²b``,
+    ``b' = (1 − β)²Q + 2β(1 − β)λc + β²b``.
+
+    ``β = 0`` gives :func:`second_moment_step` for ``a``. ``lr`` is a number. Returns [..., d, 3].
+    """
+    lr = check_real("lr", lr, low=0, low_open=True)
+    lam, batch, beta = _eigenvalues(eigenvalues), _batch(batch), _beta(beta)
+    noise = check_real("noise", noise, low=0)
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    moments = check_tensor("moments", moments, dtype=DTYPE)
+    if moments.ndim < 2 or moments.shape[-2:] != (lam.numel(), 3):
+        raise ValueError(f"moments must have shape [..., d, 3] with d = {lam.numel()}, "
+                         f"got {list(moments.shape)}")
+    D, w = _momentum_blocks(lr, lam, batch, beta, c)
+    s = (moments[..., 0] * lam).sum(-1, keepdim=True) + noise**2        # [..., 1]
+    return (D @ moments.unsqueeze(-1)).squeeze(-1) + w * s.unsqueeze(-1)
+
+
+def momentum_ms_rate(lr, eigenvalues, batch, beta, *, kurtosis=3.0) -> float:
+    """Spectral radius of the (noise-free) map of :func:`momentum_second_moment_step` as a
+    3d × 3d matrix: ``E‖e_t‖²`` grows like its ``t``-th power. Dense, for checks on small ``d``."""
+    lr = check_real("lr", lr, low=0, low_open=True)
+    lam, batch, beta = _eigenvalues(eigenvalues), _batch(batch), _beta(beta)
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    D, w = _momentum_blocks(lr, lam, batch, beta, c)
+    coupling = torch.zeros(3 * lam.numel(), dtype=DTYPE)
+    coupling[0::3] = lam
+    T = torch.block_diag(*D) + torch.outer(w.reshape(-1), coupling)
+    return torch.linalg.eigvals(T).abs().max().item()
+
+
+def momentum_ms_threshold(eigenvalues, batch, beta, *, kurtosis=3.0) -> float:
+    """Mean-square stability threshold of SGD with EMA momentum ``β`` on online Gaussian least squares.
+
+    The map of :func:`momentum_second_moment_step` is block-diagonal per mode plus a rank-one coupling
+    through ``s = Σ_j λ_j a_j``. Where every block ``D_k`` is stable, a fixed point of the whole map
+    exists iff ``F(η) = Σ_k λ_k [(I − D_k)⁻¹ w_k]_a = 1`` (the analogue of :func:`ms_threshold`'s
+    equation, which it reduces to at ``β = 0``). The threshold is the first ``η`` at which a block turns
+    unstable or ``F`` reaches 1, found by bisection (exact to rounding, taking the stable set to be an
+    interval — the tests compare with :func:`momentum_ms_rate`). Without noise (``B → ∞``) it tends to
+    heavy ball's ``2(1 + β)/((1 − β)λ_max)``.
+    """
+    lam, batch, beta = _eigenvalues(eigenvalues), _batch(batch), _beta(beta)
+    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
+    eye = torch.eye(3, dtype=DTYPE)
+
+    def stable(eta: float) -> bool:
+        D, w = _momentum_blocks(eta, lam, batch, beta, c)
+        if torch.linalg.eigvals(D).abs().max().item() >= 1:
+            return False
+        x = torch.linalg.solve(eye - D, w.unsqueeze(-1)).squeeze(-1)
+        return (lam * x[:, 0]).sum().item() < 1
+
+    lo, hi = 0.0, 2 * (1 + beta) / ((1 - beta) * lam.max().item())
+    for _ in range(60):                  # the heavy-ball bound brackets it in every case tested
+        if not stable(hi):
+            break
+        hi *= 2
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi or hi - lo <= 4e-16 * hi:      # two ulps: as exact as float64 allows
+            return lo
+        if stable(mid):
+            lo = mid
+        else:
+            hi = mid
+
+
+def frozen_adam_threshold(eigenvalues, batch, noise, beta1) -> float:
+    """:func:`frozen_rmsprop_threshold` with Adam's momentum ``β₁``: ``σ · momentum_ms_threshold(√λ, B,
+    β₁)/√B`` (the second moment frozen at ``v_k = σ²λ_k/B``)."""
+    lam = _eigenvalues(eigenvalues)
+    batch = _batch(batch)
+    noise = check_real("noise", noise, low=0, low_open=True)
+    return noise * momentum_ms_threshold(lam.sqrt(), batch, beta1) / math.sqrt(batch)
+
+
+def momentum_sgd_moments(eigenvalues, batch, lr, beta, *, steps, runs, seed=None) -> torch.Tensor:
+    """Monte Carlo of :func:`momentum_second_moment_step`: ``runs`` independent runs of SGD with EMA
+    momentum on online Gaussian least squares (no label noise) in Σ's eigenbasis, from ``e₀ ~ N(0, I)``
+    and ``m₀ = 0``, for ``steps`` steps.
+
+    Returns [runs, d, 3]: ``(e_k², e_k m_k, m_k²)`` of every run at the end; their means estimate
+    ``steps`` applications of the map to ``(1, 0, 0)`` per mode.
+    """
+    lam, batch = _eigenvalues(eigenvalues), _batch(batch)
+    lr, beta = check_real("lr", lr, low=0, low_open=True), _beta(beta)
+    steps, runs = check_int("steps", steps, low=1), check_int("runs", runs, low=2)
+    gen = _gen(seed, "batchsize.momentum_sgd_moments")
+    root = lam.sqrt()
+    e = torch.randn(runs, lam.numel(), generator=gen, dtype=DTYPE)
+    m = torch.zeros_like(e)
+    for _ in range(steps):
+        x = torch.randn(runs, batch, lam.numel(), generator=gen, dtype=DTYPE) * root
+        g = torch.einsum("rb,rbd->rd", torch.einsum("rd,rbd->rb", e, x), x) / batch
+        m = beta * m + (1 - beta) * g
+        e = e - lr * m
+    return torch.stack([e * e, e * m, m * m], -1)
 
 
 # --------------------------------------------------------------------------------------------------

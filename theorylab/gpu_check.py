@@ -5,8 +5,8 @@
 On a machine with a CUDA GPU, within ``--budget`` seconds (default 8 minutes) and in this order:
 
 1. the kernel-vs-reference tests (those marked ``kernel``: ``tests/test_kernel_<op>.py``, one file per
-   kernel, and the tests of the newer kernels beside their topic's) compiled on the GPU
-   (``THEORYLAB_KERNEL_DEVICE=cuda``, no interpreter);
+   public op of ``theorylab.kernels``) compiled on the GPU (``THEORYLAB_KERNEL_DEVICE=cuda``, no
+   interpreter);
 2. ``python -m theorylab.kernels.bench``: every kernel against torch eager and ``torch.compile`` of its
    reference, with the fraction of the memory-bandwidth or FLOP roofline;
 3. every chapter at ``THEORYLAB_SCALE=full`` (``python -m theorylab.reproduce NN``), one at a time,
