@@ -1,15 +1,17 @@
 """Boundary tilting (chapter 3): the geometry functions, the SVM path, the many-classifier statistics,
-the ``classifier_stats`` kernel against its reference in Triton's interpreter, and its benchmark."""
+``classifier_stats``' torch path and input checks (the kernel against its reference:
+``tests/test_kernel_classifier_stats.py``)."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
+from kernel_helpers import classifier_stats_inputs
 
 from theorylab import tilting as tl
-from theorylab.kernels import classifier_stats, classifier_stats_reference, interpreter_on
-from theorylab.kernels.classifier_stats import _GPU_BLOCKS, _INTERPRETER_BLOCKS
+from theorylab.kernels import classifier_stats, classifier_stats_reference
 
 
 def two_blobs(n_neg=30, n_pos=45, d=7, seed=0):
@@ -364,77 +366,12 @@ def test_a_lost_tile_of_rows_moves_d_adv_far_beyond_the_float32_bound():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The kernel in Triton's interpreter
+# classifier_stats' torch path and input checks (the kernel against its reference:
+# tests/test_kernel_classifier_stats.py)
 # ---------------------------------------------------------------------------------------------------
 
-# (n, d, m): not multiples of the tiles of either configuration (BLOCK_N, BLOCK_M, BLOCK_D) = (64, 64, 32)
-# on a GPU and (64, 32, 64) in the interpreter: n = 65, 130 and m = 65, 70 straddle 64 (and 32), d = 33 and
-# 65 straddle 32 and 64, so every configuration has a partial last tile along every axis somewhere.
-KERNEL_SHAPES = [(1, 1, 1), (37, 13, 5), (65, 33, 65), (130, 65, 70), (65, 65, 33), (200, 100, 3)]
-KERNEL_BLOCKS = {"gpu-tiles": _GPU_BLOCKS, "interpreter-tiles": _INTERPRETER_BLOCKS}
-
-
-def kernel_inputs(n, d, m, classes=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, d, generator=gen)
-    W = torch.randn(m, d, generator=gen)
-    b = torch.randn(m, generator=gen)
-    labels = torch.randint(0, classes, (n,), generator=gen)
-    pos = torch.randint(0, classes, (m,), generator=gen)
-    neg = (pos + torch.randint(1, classes, (m,), generator=gen)) % classes
-    return X, labels, W, b, pos, neg
-
-
-def test_interpreter_is_on():
-    assert interpreter_on()
-
-
-@pytest.mark.parametrize("blocks", list(KERNEL_BLOCKS.values()), ids=list(KERNEL_BLOCKS))
-@pytest.mark.parametrize("shape", KERNEL_SHAPES)
-def test_classifier_stats_kernel_matches_reference(shape, blocks):
-    X, labels, W, b, pos, neg = kernel_inputs(*shape)
-    got = classifier_stats(X, labels, W, b, pos, neg, backend="triton", _blocks=blocks)
-    want = classifier_stats_reference(X.double(), labels, W.double(), b.double(), pos, neg)
-    assert got.shape == (shape[2], 8) and got.dtype == torch.float64
-    scores = (X.double() @ W.double().T + b.double()).abs()
-    assert scores.min() > 1e-4, "a score within rounding of zero would make the error counts ambiguous"
-    counts = [0, 1, 4, 5]
-    torch.testing.assert_close(got[:, counts], want[:, counts], rtol=0, atol=0)
-    scale = scores.max().item() * shape[0]
-    torch.testing.assert_close(got[:, [2, 3, 6]], want[:, [2, 3, 6]], rtol=0, atol=1e-6 * scale)
-    torch.testing.assert_close(got[:, 7], want[:, 7], rtol=0, atol=1e-5 * scores.max().item())
-
-
-def test_classifier_stats_masks_rows_past_the_end_and_counts_ties_as_errors():
-    # X and labels are views into larger buffers whose tail holds huge points of a real class: a kernel
-    # reading past row n would count them. Rows of zeros with b = 0 give scores of exactly 0 (errors).
-    n, d, m = 70, 20, 40
-    X, labels, W, b, pos, neg = kernel_inputs(n, d, m, seed=5)
-    X[:4] = 0.0
-    b[:3] = 0.0
-    X_buffer = torch.cat([X, torch.full((64, d), 1e3)])
-    label_buffer = torch.cat([labels, torch.full((64,), int(pos[0]))]).to(torch.int32)
-    got = classifier_stats(X_buffer[:n], label_buffer[:n], W, b, pos, neg, backend="triton")
-    want = classifier_stats_reference(X.double(), labels, W.double(), b.double(), pos, neg)
-    torch.testing.assert_close(got[:, [0, 1, 4, 5]], want[:, [0, 1, 4, 5]], rtol=0, atol=0)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-3)
-    member = (labels[:4, None] == pos[None, :3]) | (labels[:4, None] == neg[None, :3])
-    assert member.any() and torch.all(got[:3, 4] + got[:3, 5] >= member.sum(0))
-
-
-def test_classifier_stats_two_classes_and_absent_classes():
-    # labels ±1 with the default positive/negative; a classifier whose classes are absent gets zeros/+inf
-    X, _, W, b, _, _ = kernel_inputs(70, 20, 40, seed=3)
-    y = torch.where(torch.arange(70) % 3 == 0, 1, -1)
-    got = classifier_stats(X, y, W, b, backend="triton")
-    torch.testing.assert_close(got, classifier_stats_reference(X.double(), y, W.double(), b.double()),
-                               rtol=1e-5, atol=1e-4)
-    got = classifier_stats(X, y, W, b, positive=5, negative=7, backend="triton")
-    assert torch.all(got[:, :7] == 0) and torch.all(torch.isinf(got[:, 7]))
-
-
 def test_classifier_stats_auto_backend_and_validation():
-    X, labels, W, b, pos, neg = kernel_inputs(10, 4, 3)
+    X, labels, W, b, pos, neg = classifier_stats_inputs(10, 4, 3)
     torch.testing.assert_close(classifier_stats(X, labels, W, b, pos, neg, backend="torch"),
                                classifier_stats_reference(X, labels, W, b, pos, neg))
     with pytest.raises(ValueError, match="W must have shape"):
@@ -516,9 +453,12 @@ def test_path_helpers_match_the_single_classifier_functions():
 def test_angle_dips_reports_ratios_to_the_solver_resolution():
     X, y = two_blobs(n_neg=20, n_pos=25, d=5)
     out = tl.angle_dips(X, y, levels=6)
-    assert set(out) == {"dip", "dip_ratio", "norm_ratio"}
-    assert out["norm_ratio"] <= 1.0                      # ‖w‖ is non-decreasing (theorem)
-    assert out["dip_ratio"] >= 0.0 or out["dip"] < 0
+    assert isinstance(out, tl.AngleDips)
+    assert all(isinstance(value, float) for value in (out.dip, out.dip_ratio, out.norm_ratio))
+    assert out.norm_ratio <= 1.0                         # ‖w‖ is non-decreasing (theorem)
+    assert out.dip_ratio >= 0.0 or out.dip < 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.dip = 0.0
 
 
 def test_float32_consistency_passes_for_the_kernel_and_sees_a_shifted_intercept():
@@ -528,8 +468,9 @@ def test_float32_consistency_passes_for_the_kernel_and_sees_a_shifted_intercept(
     W, b = rng.standard_normal((5, 16)), rng.standard_normal(5)
     pos, neg = np.array([1, 2, 2, 1, 0]), np.array([0, 0, 1, 2, 2])
     out = tl.float32_consistency(X, labels, W, b, pos, neg, device="cpu")
-    assert out["identity_ratio"] <= 1 and out["sums_ratio"] <= 1 and out["count_mismatch"] == 0
-    assert out["stats"].theta.shape == (5,)
+    assert isinstance(out, tl.Float32Consistency)
+    assert out.identity_ratio <= 1 and out.sums_ratio <= 1 and out.count_mismatch == 0
+    assert out.stats.theta.shape == (5,) and out.ambiguous >= 0
 
 
 def test_float32_statistics_agree_with_float64_on_the_chapters_svms():
@@ -548,9 +489,9 @@ def test_float32_statistics_agree_with_float64_on_the_chapters_svms():
     negative, positive = np.repeat([p[0] for p in pairs], 4), np.repeat([p[1] for p in pairs], 4)
     for half, (X, c) in enumerate(((X_train, c_train), (X_test, c_test))):
         out = tl.float32_consistency(X, c, W, b, positive, negative, device="cpu")
-        assert out["identity_ratio"] <= 1 and out["sums_ratio"] <= 1 and out["count_mismatch"] == 0
+        assert out.identity_ratio <= 1 and out.sums_ratio <= 1 and out.count_mismatch == 0
         if half == 0:                    # on the training half every path starts at the NC classifier
-            assert out["stats"].theta[::4] == pytest.approx(0.0, abs=1e-6)
+            assert out.stats.theta[::4] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_replicate_pixels_refuses_an_output_too_large_to_make():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ from .utils.numerics import lanczos_max
 from .utils.threads import single_threaded
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
-           "train", "train_many", "CLIP_SHARE", "clipped_fraction", "clipping_budget", "excursion_steps",
+           "train", "train_many", "TrainingRun", "CLIP_SHARE", "clipped_fraction", "clipping_budget",
+           "excursion_steps",
            "per_sample_gradients", "gauss_newton_trace",
            "gauss_newton_matvec",
            "gauss_newton_lambda_max", "mean_square_radius", "mean_square_threshold", "lyapunov_exponent",
@@ -351,6 +353,53 @@ def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: 
 # Training: SGD with replacement, many models at once
 # ----------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class TrainingRun:
+    """One run of :func:`train` or :func:`train_many`: the trained model and the record of its training.
+    Runs compare by identity (their records hold arrays).
+
+    Attributes
+    ----------
+    model : DiagonalLinearNetwork or TwoLayerReLU
+        The model passed in, trained in place.
+    history : dict of str to numpy array [R]
+        One entry per record (``R`` of them, every ``record_every`` steps, at step 0 and at the last
+        step): ``"step"`` (int, the step of the record), ``"loss"`` (the full training loss
+        ``(1/2n) Σ (f(x_i) − y_i)²`` there), ``"clipped"`` (int, how many of the steps since the previous
+        record were clipped; 0 at step 0) and one float array per key of the ``monitor``.
+    final_loss : float
+        The training loss at the last step (``history["loss"][-1]``).
+    last_clipped_step : int
+        The last step (0-based) at which clipping acted, -1 if it never did.
+    lr : float
+        The learning rate ``η`` of the run (1 / units of ``H``).
+    batch_size : int
+        ``B``; ``B = n`` is full-batch GD.
+    """
+
+    model: torch.nn.Module
+    history: dict
+    final_loss: float
+    last_clipped_step: int
+    lr: float
+    batch_size: int
+
+
+def _training_runs(models, history, last_clipped, lrs, batches) -> list[TrainingRun]:
+    """One :class:`TrainingRun` per model from the loops' per-model records (all lists in one order)."""
+    return [TrainingRun(model=model, history={key: np.asarray(values) for key, values in history[k].items()},
+                        final_loss=history[k]["loss"][-1], last_clipped_step=int(last_clipped[k]),
+                        lr=lrs[k], batch_size=batches[k])
+            for k, model in enumerate(models)]
+
+
+def _check_run(run) -> TrainingRun:
+    if not isinstance(run, TrainingRun):
+        raise TypeError(f"run must be a TrainingRun (what train and train_many return), got "
+                        f"{type(run).__name__}")
+    return run
+
+
 def _per_model(name: str, value, count: int) -> list:
     if isinstance(value, Sequence | np.ndarray | torch.Tensor) and not isinstance(value, str):
         values = [v.item() if hasattr(v, "item") else v for v in value]
@@ -363,8 +412,8 @@ def _per_model(name: str, value, count: int) -> list:
 def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int, steps: int,
           seed: int | None = None,
           clip: float | None = 10.0, record_every: int | None = None,
-          monitor: Callable | None = None):
-    """Train ``model`` in place by SGD on ``(1/2n) Σ (f(x_i) − y_i)²`` and return it.
+          monitor: Callable | None = None) -> TrainingRun:
+    """Train ``model`` in place by SGD on ``(1/2n) Σ (f(x_i) − y_i)²`` and return its :class:`TrainingRun`.
 
     Parameters
     ----------
@@ -389,11 +438,12 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
 
     Returns
     -------
-    The same ``model``, with attributes ``history_`` (dict of numpy arrays: ``"step"``, ``"loss"`` and
-    the monitor's keys, and ``"clipped"``: how many of the steps since the previous record were
-    clipped), ``loss_history_`` (``history_["loss"]``: the full training loss at the recorded
-    steps), ``final_loss_`` (the last of them), ``last_clipped_step_`` (the last step at which
-    clipping was active, -1 if never), ``lr_``, ``batch_size_``.
+    TrainingRun
+        ``model`` (trained in place), ``history`` (dict of numpy arrays: ``"step"``, ``"loss"`` — the
+        full training loss at the recorded steps — ``"clipped"`` — how many of the steps since the
+        previous record were clipped — and the monitor's keys), ``final_loss`` (the last recorded loss),
+        ``last_clipped_step`` (the last step at which clipping was active, -1 if never), ``lr`` and
+        ``batch_size``.
     """
     seed = resolve_seed(seed, "stability.train")
     return train_many([model], X, y, lr=lr, batch_size=batch_size, steps=steps, seed=seed, clip=clip,
@@ -402,7 +452,7 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
 
 def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, steps: int, seed=None,
                clip: float | None = 10.0, record_every: int | None = None,
-               monitor: Callable | None = None, engine: str = "auto") -> list:
+               monitor: Callable | None = None, engine: str = "auto") -> list[TrainingRun]:
     """:func:`train` for several models of one class and shape at once, vectorised over models.
 
     ``lr``, ``batch_size`` and ``seed`` are one value for all or one per model. Every model draws its
@@ -420,7 +470,8 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
     largest batch costs — train GD and small-batch SGD in separate calls when ``n`` is large. The two
     loops compute the same steps with different rounding.
 
-    Returns the list of trained models (the same objects).
+    Returns one :class:`TrainingRun` per model, in the order of ``models`` (each ``run.model`` is the
+    model passed in, trained in place).
     """
     if seed is None:
         seed = resolve_seed(None, "stability.train_many")
@@ -471,13 +522,13 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
         raise ValueError("X of shape [K, n, d] (one data set per model) needs engine='numpy' (a CPU)")
     X, y = X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
     loop = _train_numpy if numpy_loop else _train_torch
-    loop(models, X, y, cls=cls, shapes=shapes, n=n, steps=steps, lrs=lrs, batches=batches, seeds=seeds,
-         clip=clip, record_every=record_every, monitor=monitor)
-    return models
+    return loop(models, X, y, cls=cls, shapes=shapes, n=n, steps=steps, lrs=lrs, batches=batches, seeds=seeds,
+                clip=clip, record_every=record_every, monitor=monitor)
 
 
 def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, clip, record_every, monitor):
-    """:func:`train_many`'s numpy loop (CPU): ``X`` [n, d] shared or [K, n, d] one data set per model."""
+    """:func:`train_many`'s numpy loop (CPU): ``X`` [n, d] shared or [K, n, d] one data set per model.
+    Returns the runs in the order of ``models``."""
     count, device, dtype = len(models), X.device, X.dtype
     per_model_data = X.ndim == 3
     # Sampled models first, then the full-batch ones: row k of every stacked array is model order[k].
@@ -585,16 +636,13 @@ def _train_numpy(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
             if (step + 1) % record_every == 0 or step + 1 == steps:
                 record(step + 1)
     write_back()
-    for k, model in enumerate(ordered):
-        model.history_ = {key: np.asarray(values) for key, values in history[k].items()}
-        model.loss_history_ = model.history_["loss"]
-        model.final_loss_ = history[k]["loss"][-1]
-        model.last_clipped_step_ = int(last_clipped[k])
-        model.lr_, model.batch_size_ = lrs[k], batches[k]
+    runs = _training_runs(ordered, history, last_clipped, lrs, batches)      # row k is model order[k]
+    return [runs[order.index(k)] for k in range(count)]
 
 
 def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, clip, record_every, monitor):
-    """:func:`train_many`'s torch loop (any device): every model's residuals on all ``n`` samples."""
+    """:func:`train_many`'s torch loop (any device): every model's residuals on all ``n`` samples.
+    Returns the runs in the order of ``models``."""
     count, device, dtype = len(models), X.device, X.dtype
     # All parameters of model k live in row k of one flat tensor; ``params`` are views into it.
     flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in models])
@@ -667,12 +715,7 @@ def _train_torch(models, X, y, *, cls, shapes, n, steps, lrs, batches, seeds, cl
             if (step + 1) % record_every == 0 or step + 1 == steps:
                 record(step + 1)
     write_back()
-    for k, model in enumerate(models):
-        model.history_ = {key: np.asarray(values) for key, values in history[k].items()}
-        model.loss_history_ = model.history_["loss"]
-        model.final_loss_ = history[k]["loss"][-1]
-        model.last_clipped_step_ = int(last_clipped[k])
-        model.lr_, model.batch_size_ = lrs[k], batches[k]
+    return _training_runs(models, history, last_clipped, lrs, batches)
 
 
 #: The share of a run's second half at which clipping may act for the run to count as plain constant-η
@@ -700,18 +743,17 @@ def clipping_budget(steps: int, share: float = CLIP_SHARE) -> tuple[int, int]:
     return clipped, math.ceil((half - clipped) / (clipped + 1))
 
 
-def clipped_fraction(model, after: int | None = None) -> float:
-    """Share of the steps ``after, …, steps − 1`` of a trained model's run at which clipping acted.
+def clipped_fraction(run: TrainingRun, after: int | None = None) -> float:
+    """Share of the steps ``after, …, steps − 1`` of a training run (a :class:`TrainingRun`) at which
+    clipping acted.
 
-    Read off ``history_["clipped"]`` (the clipped steps between consecutive records), so ``after``
+    Read off ``run.history["clipped"]`` (the clipped steps between consecutive records), so ``after``
     (default ``steps // 2``: the second half of the run) must be a recorded step; with the default
     ``record_every = steps // 100`` the halfway step is recorded whenever ``steps`` is a multiple of 200.
-    Unlike ``last_clipped_step_`` this count does not jump when rounding moves one rare clipped step
+    Unlike ``run.last_clipped_step`` this count does not jump when rounding moves one rare clipped step
     across ``after``.
     """
-    history = getattr(model, "history_", None)
-    if not isinstance(history, dict) or "clipped" not in history:
-        raise ValueError("model has no training history: train it with train or train_many first")
+    history = _check_run(run).history
     steps = np.asarray(history["step"])
     total = int(steps[-1])
     if after is None:
@@ -723,20 +765,18 @@ def clipped_fraction(model, after: int | None = None) -> float:
     return float(np.asarray(history["clipped"])[steps > after].sum() / (total - after))
 
 
-def excursion_steps(model) -> int:
-    """Clipped steps of a trained model's run after its initial clipped phase: its excursions.
+def excursion_steps(run: TrainingRun) -> int:
+    """Clipped steps of a training run (a :class:`TrainingRun`) after its initial clipped phase: its
+    excursions.
 
     From a large initialisation clipping acts on the first steps; the initial phase ends at the first
-    record interval of ``history_["clipped"]`` without a clipped step. What is clipped after that are
+    record interval of ``run.history["clipped"]`` without a clipped step. What is clipped after that are
     excursions: the iterate strays from the minimum for a step or a few and is pulled back. Their total
     bounds what they can add to :func:`clipped_fraction`'s count wherever they fall, in particular
     after a change of rounding that moves them (a run that never leaves its initial phase counts all
     its clipped steps).
     """
-    history = getattr(model, "history_", None)
-    if not isinstance(history, dict) or "clipped" not in history:
-        raise ValueError("model has no training history: train it with train or train_many first")
-    counts = np.asarray(history["clipped"])[1:]            # entry 0 is the record at step 0
+    counts = np.asarray(_check_run(run).history["clipped"])[1:]            # entry 0 is the record at step 0
     unclipped = np.flatnonzero(counts == 0)
     return int(counts[unclipped[0]:].sum()) if len(unclipped) else int(counts.sum())
 

@@ -42,7 +42,7 @@ __all__ = [
     "svm_path", "classifier_statistics",
     "ClassifierStatistics", "float32_error_bound", "class_centroids", "within_class_covariance",
     "tilt_direction", "tilt_variance_ratio", "error_mass", "path_angles", "path_adversarial_distances",
-    "mcnemar_counts", "mcnemar_z", "angle_dips", "float32_consistency",
+    "mcnemar_counts", "mcnemar_z", "angle_dips", "AngleDips", "float32_consistency", "Float32Consistency",
 ]
 
 
@@ -727,12 +727,31 @@ def path_adversarial_distances(W, b, X, y) -> np.ndarray:
     return np.array([adversarial_distance(w, b_k, X, y) for w, b_k in zip(W, b, strict=True)])
 
 
-def angle_dips(X, y, levels: int = 80) -> dict:
+@dataclass(frozen=True)
+class AngleDips:
+    """How far θ and ``‖w‖`` decrease along a regularisation path (:func:`angle_dips`).
+
+    Attributes
+    ----------
+    dip : the largest decrease of θ between neighbouring levels of ``C`` (radians; negative when θ grows
+        at every step).
+    dip_ratio : ``dip`` over ``4r``, ``r`` the solver resolution of θ (radians): above 1 the dip cannot be
+        solver error.
+    norm_ratio : the largest decrease of ``‖w‖`` between neighbouring levels over its own ``4r``
+        (dimensionless; at most 1 by the theorem that ``‖w‖`` does not decrease).
+    """
+
+    dip: float
+    dip_ratio: float
+    norm_ratio: float
+
+
+def angle_dips(X, y, levels: int = 80) -> AngleDips:
     """The regularisation path of ``(X, y)`` on ``levels`` values of ``C`` from ``C₀`` to ``10⁵C₀``, solved at
     tolerances 1e-9 and 1e-12; the solver resolution ``r`` (largest change between the two) measured for θ
-    and for ``‖w‖`` separately. Returns ``dip`` (the largest decrease of θ between neighbouring levels, rad),
-    ``dip_ratio`` (that decrease over ``4r``) and ``norm_ratio`` (the largest decrease of ``‖w‖`` over its
-    ``4r``); a ratio above 1 cannot be solver error."""
+    and for ``‖w‖`` separately. Returns an :class:`AngleDips`: the largest decrease of θ between
+    neighbouring levels (``dip``, rad), that decrease over ``4r`` (``dip_ratio``) and the largest decrease of
+    ``‖w‖`` over its ``4r`` (``norm_ratio``); a ratio above 1 cannot be solver error."""
     X, y = _data(X, y)
     levels = check_int("levels", levels, low=2)
     Cs = critical_C(X, y) * np.logspace(0, 5, levels)
@@ -744,18 +763,42 @@ def angle_dips(X, y, levels: int = 80) -> dict:
 
     def over(a, b):
         return a / b if b > 0 else (math.inf if a > 0 else 0.0)
-    return dict(dip=float(dip), dip_ratio=float(over(dip, 4 * r)), norm_ratio=float(over(norm_dip, 4 * r_w)))
+    return AngleDips(dip=float(dip), dip_ratio=float(over(dip, 4 * r)),
+                     norm_ratio=float(over(norm_dip, 4 * r_w)))
 
 
-def float32_consistency(X, labels, W, b, positive, negative, *, device=None) -> dict:
+@dataclass(frozen=True)
+class Float32Consistency:
+    """The float32 statistics of ``m`` classifiers checked against float64 (:func:`float32_consistency`).
+
+    Attributes
+    ----------
+    stats : the float32 :class:`ClassifierStatistics` (arrays [m]).
+    identity_ratio : the largest ``|d_adv − ½‖j − i‖ cos θ|`` over :func:`float32_error_bound`
+        (dimensionless; at most 1 when the kernel is right).
+    sums_ratio : the largest difference of a class mean of the distances from float64, over the same bound.
+    count_mismatch : the number of classifiers whose class counts differ, or whose error counts differ by
+        more than ``ambiguous`` allows for them.
+    ambiguous : the number of (point, classifier) pairs whose float64 score lies within the float32
+        rounding of zero (their sign may legitimately flip).
+    """
+
+    stats: ClassifierStatistics
+    identity_ratio: float
+    sums_ratio: float
+    count_mismatch: int
+    ambiguous: int
+
+
+def float32_consistency(X, labels, W, b, positive, negative, *, device=None) -> Float32Consistency:
     """Cross-check :func:`classifier_statistics` in float32 (the kernel's precision) against float64.
 
-    Returns ``stats`` (the float32 statistics) and, each against :func:`float32_error_bound`:
-    ``identity_ratio``, the largest ``|d_adv − ½‖j − i‖ cos θ|`` over the bound; ``sums_ratio``, the largest
-    difference of a class mean of the distances from float64 over the bound; ``count_mismatch``, the number
-    of classifiers whose class counts differ or whose error counts differ by more than the number of their
-    points whose float64 score lies within the float32 rounding of zero (those may legitimately flip);
-    and ``ambiguous``, the number of such points.
+    Returns a :class:`Float32Consistency`: the float32 statistics (``stats``) and, each against
+    :func:`float32_error_bound`, ``identity_ratio``, the largest ``|d_adv − ½‖j − i‖ cos θ|`` over the bound;
+    ``sums_ratio``, the largest difference of a class mean of the distances from float64 over the bound;
+    ``count_mismatch``, the number of classifiers whose class counts differ or whose error counts differ by
+    more than the number of their points whose float64 score lies within the float32 rounding of zero
+    (those may legitimately flip); and ``ambiguous``, the number of such points.
     """
     X, labels, W, b, pos, neg, _ = _classifiers(X, labels, W, b, positive, negative)
     stats = classifier_statistics(X, labels, W, b, pos, neg, device=device)
@@ -770,5 +813,5 @@ def float32_consistency(X, labels, W, b, positive, negative, *, device=None) -> 
     wrong_32, wrong_64 = stats.error * stats.counts.sum(axis=1), exact.error * exact.counts.sum(axis=1)
     mismatch = (np.any(stats.counts != exact.counts, axis=1)
                 | (np.abs(np.round(wrong_32 - wrong_64)) > flippable))
-    return dict(stats=stats, identity_ratio=identity_ratio, sums_ratio=sums_ratio,
-                count_mismatch=int(mismatch.sum()), ambiguous=int(flippable.sum()))
+    return Float32Consistency(stats=stats, identity_ratio=identity_ratio, sums_ratio=sums_ratio,
+                              count_mismatch=int(mismatch.sum()), ambiguous=int(flippable.sum()))

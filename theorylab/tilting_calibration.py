@@ -52,7 +52,7 @@ def rate_floor(dipped: int, total: int, *, sigmas: float = 3.0) -> tuple[float, 
 RATE, RATE_SE, RATE_LOW = rate_floor(DIPPED, TOTAL)
 
 
-def dip_path(k: int, pair=PAIR, *, base: int | None = None) -> dict:
+def dip_path(k: int, pair=PAIR, *, base: int | None = None) -> tl.AngleDips:
     """:func:`theorylab.tilting.angle_dips` of ``pair`` on split ``k`` (stream ``tilting-dip-split[k]``) of
     the chapter run at ``THEORYLAB_SEED = base`` (``None``: the current one), on :data:`LEVELS` levels."""
     k = check_int("k", k, low=0)
@@ -65,7 +65,7 @@ def dipped_splits(base: int, pair=PAIR, *, splits: int | None = None) -> list[bo
     ``4r`` on ``pair``."""
     base = check_int("base", base, low=0)
     splits = check_int("splits", SPLITS if splits is None else splits, low=1)
-    return [dip_path(k, pair, base=base)["dip_ratio"] > 1 for k in range(splits)]
+    return [dip_path(k, pair, base=base).dip_ratio > 1 for k in range(splits)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,15 @@ the batched logistic fits), :mod:`~theorylab.generative.mixture` (the data and e
 """
 
 from ._checks import DTYPE, EPS
-from .curves import learning_curves, lr_prefix_fits, nb_prefix_fits, random_orders, test_errors
-from .digits import pretrained_digit_features
+from .curves import (
+    LearningCurves,
+    learning_curves,
+    lr_prefix_fits,
+    nb_prefix_fits,
+    random_orders,
+    test_errors,
+)
+from .digits import DigitFeatures, pretrained_digit_features
 from .estimators import (
     GaussianNaiveBayes,
     LogisticRegression,
@@ -46,9 +53,10 @@ from .explore import (
     stored_explore_table,
     write_explore_table,
 )
-from .mixture import Mixture, gaussian_mixture, mixture
+from .mixture import AsymptoticErrors, Mixture, gaussian_mixture, mixture
 from .samples import samples_to_reach
 from .theory import (
+    LRErrorCoefficient,
     bootstrap_crossings,
     first_crossing,
     logistic_calibration_inverse,
@@ -65,4 +73,6 @@ __all__ = [
     "nb_error_simulation", "nb_prediction_start", "lr_error_coefficient", "logistic_calibration_inverse",
     "first_crossing", "bootstrap_crossings", "explore_table", "stored_explore_table", "write_explore_table",
     "pretrained_digit_features", "DTYPE", "EPS", "EXPLORE_GRID", "EXPLORE_TABLE_FILE",
+    # result types
+    "AsymptoticErrors", "LearningCurves", "LRErrorCoefficient", "DigitFeatures",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..seeding import make_generator, resolve_seed
@@ -135,20 +137,37 @@ def _error_rates(W, b, X, y) -> torch.Tensor:
 test_errors.__test__ = False   # not a pytest test
 
 
+@dataclass(frozen=True)
+class LearningCurves:
+    """Test errors of NB and LR along nested training sets (:func:`learning_curves`).
+
+    Attributes
+    ----------
+    m : Tensor [G], the training-set sizes (``m_grid``).
+    nb : Tensor [S, G], float64, naive Bayes's test error (a fraction) on the first ``m[g]`` samples of
+        order ``s``.
+    lr : Tensor [S, G], float64, the same for logistic regression.
+    """
+
+    m: torch.Tensor
+    nb: torch.Tensor
+    lr: torch.Tensor
+
+
 @single_threaded()
 def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, seed: int | None = None,
                     C: float = 1.0, var_smoothing: float = 1e-9, max_iter: int = 1000,
-                    backend: str = "auto") -> dict:
+                    backend: str = "auto") -> LearningCurves:
     """Test errors of naive Bayes and logistic regression trained on the first ``m`` samples of
     ``n_orders`` random orders of the pool, for every ``m`` in ``m_grid``.
 
-    Returns ``{"m": [G], "nb": [S, G], "lr": [S, G]}`` (errors as fractions); ``backend`` as in
-    :func:`nb_prefix_fits`.
+    Returns a :class:`LearningCurves` (``m`` [G], ``nb`` and ``lr`` [S, G], errors as fractions);
+    ``backend`` as in :func:`nb_prefix_fits`.
     """
     seed = resolve_seed(seed, "generative.learning_curves")
     orders = random_orders(y_pool, n_orders, length=int(max(m_grid)), seed=seed)
     W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing,
                                 backend=backend)
     W_lr, b_lr = lr_prefix_fits(X_pool, y_pool, orders, m_grid, C=C, max_iter=max_iter)
-    return {"m": torch.as_tensor(m_grid), "nb": test_errors(W_nb, b_nb, X_test, y_test),
-            "lr": test_errors(W_lr, b_lr, X_test, y_test)}
+    return LearningCurves(m=torch.as_tensor(m_grid), nb=test_errors(W_nb, b_nb, X_test, y_test),
+                          lr=test_errors(W_lr, b_lr, X_test, y_test))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -11,9 +12,28 @@ from ..utils.threads import single_threaded
 from ._checks import _count
 
 
+@dataclass(frozen=True)
+class DigitFeatures:
+    """Frozen features of a pretrained network on held-out digits (:func:`pretrained_digit_features`).
+
+    Attributes
+    ----------
+    features : Tensor [M, hidden], float64: the hidden activations of the held-out half (M = 899 images),
+        standardised with the pretraining half's mean and standard deviation.
+    labels : Tensor [M], int64: their classes 0 … 9.
+    pretrain_accuracy : the network's own accuracy (a fraction) on its pretraining half.
+    transfer_accuracy : its accuracy on the held-out half.
+    """
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    pretrain_accuracy: float
+    transfer_accuracy: float
+
+
 @single_threaded()
 def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float = 0.01,
-                              seed: int | None = None) -> dict:
+                              seed: int | None = None) -> DigitFeatures:
     """Features of a small network pretrained on half of scikit-learn's digits, for the other half.
 
     The 1797 images (64 pixels scaled to [0, 1], 10 classes) are split at random into two halves. A
@@ -22,8 +42,8 @@ def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float =
     with the first half's mean and standard deviation (part of the frozen feature map), are the
     "pretrained features".
 
-    Returns ``{"features": [M, hidden], "labels": [M], "pretrain_accuracy": float,
-    "transfer_accuracy": float}`` (the network's own accuracy on the second half).
+    Returns a :class:`DigitFeatures`: ``features`` [M, hidden], ``labels`` [M] and the network's own
+    accuracies on the first half (``pretrain_accuracy``) and on the second (``transfer_accuracy``).
     """
     seed = resolve_seed(seed, "generative.pretrained_digit_features")
     from sklearn.datasets import load_digits
@@ -59,5 +79,5 @@ def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float =
         sd = torch.where(sd > 0, sd, torch.ones_like(sd))
         acc_first = (net(X[first_half]).argmax(1) == y[first_half]).double().mean().item()
         acc_second = (net(X[second_half]).argmax(1) == y[second_half]).double().mean().item()
-    return {"features": (h_second - mu) / sd, "labels": y[second_half], "pretrain_accuracy": acc_first,
-            "transfer_accuracy": acc_second}
+    return DigitFeatures(features=(h_second - mu) / sd, labels=y[second_half], pretrain_accuracy=acc_first,
+                         transfer_accuracy=acc_second)

@@ -85,20 +85,20 @@ def digit_study(networks: int, *, base: int | None = None) -> DigitStudy:
     for j in range(networks):
         digits = pretrained_digit_features(hidden=HIDDEN, steps=STEPS,
                                            seed=named_seed(f"generative-digits-network[{j}]", base=base))
-        splits = random_orders(digits["labels"], SPLITS,
+        splits = random_orders(digits.labels, SPLITS,
                                seed=named_seed(f"generative-digits-splits[{j}]", base=base))
         nets.append((digits, splits))
-    offsets = np.cumsum([0] + [len(d["labels"]) for d, _ in nets])
+    offsets = np.cumsum([0] + [len(d.labels) for d, _ in nets])
     orders = torch.cat([sp + int(offsets[j]) for j, (_, sp) in enumerate(nets)])   # each into its own pool
-    W_lr, b_lr, converged = lr_prefix_fits(torch.cat([d["features"] for d, _ in nets]),
-                                           torch.cat([d["labels"] for d, _ in nets]), orders,
+    W_lr, b_lr, converged = lr_prefix_fits(torch.cat([d.features for d, _ in nets]),
+                                           torch.cat([d.labels for d, _ in nets]), orders,
                                            list(GRID), C=1.0, return_converged=True)
     if not bool(converged.all()):
         raise RuntimeError(f"{int((~converged).sum())} of {converged.numel()} logistic regressions stopped "
                            "before their gradient reached tol")
     nb_errors, lr_errors, disagreements, accuracy = [], [], [], []
     for j, (digits, splits) in enumerate(nets):
-        F, y = digits["features"], digits["labels"]
+        F, y = digits.features, digits.labels
         W_nb, b_nb = nb_prefix_fits(F, y, splits, list(GRID), var_smoothing=VAR_SMOOTHING)
         W_j, b_j = W_lr[j * SPLITS: (j + 1) * SPLITS], b_lr[j * SPLITS: (j + 1) * SPLITS]
 
@@ -115,7 +115,7 @@ def digit_study(networks: int, *, base: int | None = None) -> DigitStudy:
         nb_errors.append(held_out(W_nb, b_nb))
         lr_errors.append(held_out(W_j, b_j))
         disagreements.append(differ)
-        accuracy.append((digits["pretrain_accuracy"], digits["transfer_accuracy"]))
+        accuracy.append((digits.pretrain_accuracy, digits.transfer_accuracy))
     return DigitStudy(nb_errors=torch.stack(nb_errors), lr_errors=torch.stack(lr_errors),
                       disagreements=torch.tensor(disagreements), accuracy=torch.tensor(accuracy))
 

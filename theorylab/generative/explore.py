@@ -81,7 +81,7 @@ def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
                     m=list(grid), nb=err_nb.mean(0).tolist(), lr=err_lr.mean(0).tolist(),
                     nb_se=(err_nb.std(0) / math.sqrt(streams)).tolist(),
                     lr_se=(err_lr.std(0) / math.sqrt(streams)).tolist(),
-                    nb_limit=limits["nb"], bayes=limits["bayes"])
+                    nb_limit=limits.nb, bayes=limits.bayes)
     return table
 
 

@@ -16,6 +16,23 @@ from ._checks import DTYPE, _count, _positive
 
 
 @dataclass(frozen=True)
+class AsymptoticErrors:
+    """The errors (fractions) of the m → ∞ limits of the classifiers on a :class:`Mixture`
+    (:meth:`Mixture.asymptotic_errors`).
+
+    Attributes
+    ----------
+    nb : naive Bayes's limit: the true means with the diagonal of the covariance, ``diag(Σ)``.
+    lr : logistic regression's limit, equal to ``bayes`` (the classes share one covariance).
+    bayes : the Bayes error.
+    """
+
+    nb: float
+    lr: float
+    bayes: float
+
+
+@dataclass(frozen=True)
 class Mixture:
     """Classes ``k = 0 .. K−1`` with equal priors and ``x | y = k ~ N(μ_k, Σ)``, where
     ``Σ = diag(std) R diag(std)`` and ``R = (1 − ρ) I + ρ 𝟙𝟙ᵀ`` (equicorrelated).
@@ -164,14 +181,15 @@ class Mixture:
     def bayes_error(self) -> float:
         return float(self.error(*self.bayes_classifier()))
 
-    def asymptotic_errors(self) -> dict[str, float]:
-        """Errors of the m → ∞ limits: ``nb`` (true means, ``diag(Σ)``), ``lr`` and ``bayes``.
+    def asymptotic_errors(self) -> AsymptoticErrors:
+        """Errors of the m → ∞ limits, an :class:`AsymptoticErrors`: ``nb`` (true means, ``diag(Σ)``), ``lr``
+        and ``bayes``.
 
         The classes share one covariance, so the true posterior is a softmax of a linear function and
         the population minimiser of the logistic loss is the Bayes classifier: ``lr == bayes``.
         """
         bayes = self.bayes_error()
-        return {"nb": float(self.error(*self.nb_limit())), "lr": bayes, "bayes": bayes}
+        return AsymptoticErrors(nb=float(self.error(*self.nb_limit())), lr=bayes, bayes=bayes)
 
 
 def _bivariate_all_negative(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:

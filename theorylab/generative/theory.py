@@ -5,6 +5,7 @@ first crosses a level."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,7 +20,36 @@ from .estimators import (
 from .mixture import Mixture
 
 
-def _nb_curve_constants(mixture: Mixture) -> dict[str, torch.Tensor | float]:
+@dataclass(frozen=True)
+class _NBCurveConstants:
+    """The sums over features that NB's learning curve depends on (:func:`_nb_curve_constants`), with
+    ``t`` [n] the standardised mean difference, ``R`` [n, n] the correlation matrix, ``∘`` the elementwise
+    product and ``R^{∘p}`` the elementwise power. Every field is a float64 scalar (0-d tensor) except
+    ``T``, ``T2``, ``T4`` and ``n`` (Python floats).
+
+    Attributes
+    ----------
+    A : ``tᵀt``;  B : ``tᵀRt``;  C1 : ``tᵀR²t``;  C2 : ``tᵀR³t``;  B2 : ``tᵀR^{∘3}t``
+    T : ``tr R² = Σ R_ij²``;  T2 : ``Σ R_ij⁴``;  T4 : ``tr R⁴``
+    Snn : ``(t∘t)ᵀ R^{∘2} (t∘t)``;  Snq : ``(t∘t)ᵀ R^{∘2} (t∘Rt)``;  Sqq : ``(t∘Rt)ᵀ R^{∘2} (t∘Rt)``
+    n : the number of features.
+    """
+
+    A: torch.Tensor
+    B: torch.Tensor
+    C1: torch.Tensor
+    C2: torch.Tensor
+    B2: torch.Tensor
+    T: float
+    T2: float
+    T4: float
+    Snn: torch.Tensor
+    Snq: torch.Tensor
+    Sqq: torch.Tensor
+    n: float
+
+
+def _nb_curve_constants(mixture: Mixture) -> _NBCurveConstants:
     """The sums over features that NB's learning curve depends on, in O(n).
 
     In standardised units, ``t = D^{-1/2} δ`` (the classes' mean difference per feature, in that feature's
@@ -40,7 +70,7 @@ def _nb_curve_constants(mixture: Mixture) -> dict[str, torch.Tensor | float]:
     Rt = R(t)
     t2, tRt = t * t, t * Rt
     big = 1 + (n - 1) * rho                 # the eigenvalues of R: `big` once, 1 − ρ (n − 1 times)
-    return dict(
+    return _NBCurveConstants(
         A=t2.sum(), B=(t * Rt).sum(), C1=(Rt * Rt).sum(), C2=(Rt * R(Rt)).sum(),
         B2=(t * R_hadamard(t, 3)).sum(),
         T=n + n * (n - 1) * rho**2, T2=n + n * (n - 1) * rho**4, T4=(n - 1) * (1 - rho) ** 4 + big**4,
@@ -106,15 +136,15 @@ def nb_error_prediction(mixture: Mixture, m, *, order: int = 2) -> torch.Tensor:
         raise ValueError(f"m must be at least 3, got {m.min().item():g}")
     normal = torch.distributions.Normal(0.0, 1.0)
     if order == 1:
-        return normal.cdf(-c["A"] / (2 * torch.sqrt(c["B"] + (4 * c["T"] + 2 * c["B2"]) / m)))
+        return normal.cdf(-c.A / (2 * torch.sqrt(c.B + (4 * c.T + 2 * c.B2) / m)))
     kappa = 4 * (m + 1) / m**2
     lam = 2 / (m - 2)
-    A, n = c["A"], c["n"]
-    Q = c["B"] + kappa * c["T"] + lam * (c["B2"] + kappa * c["T2"])
+    A, n = c.A, c.n
+    Q = c.B + kappa * c.T + lam * (c.B2 + kappa * c.T2)
     u = A / (2 * Q.sqrt())
-    var_N = kappa * c["B"] + lam * c["Snn"]
-    cov_NQ = 2 * kappa * c["C1"] + 2 * lam * c["Snq"]
-    var_Q = 4 * kappa * c["C2"] + 2 * kappa**2 * c["T4"] + 4 * lam * c["Sqq"]
+    var_N = kappa * c.B + lam * c.Snn
+    cov_NQ = 2 * kappa * c.C1 + 2 * lam * c.Snq
+    var_Q = 4 * kappa * c.C2 + 2 * kappa**2 * c.T4 + 4 * lam * c.Sqq
     v = u * (1 - cov_NQ / (2 * A * Q) + 3 * var_Q / (8 * Q**2))
     var_v = u**2 * (var_N / A**2 - cov_NQ / (A * Q) + var_Q / (4 * Q**2))
     threshold = kappa / 4 + 4 * (m - 2) / m**2 * (1 + n / m - 4 / m) ** 2 / Q
@@ -136,7 +166,26 @@ def _two_class_pack(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Te
     return torch.stack([torch.zeros(n, dtype=theta.dtype), theta[:n]]), torch.cat([zero, theta[n:]])
 
 
-def lr_error_coefficient(mixture: Mixture) -> dict[str, float | torch.Tensor]:
+@dataclass(frozen=True)
+class LRErrorCoefficient:
+    """LR's asymptotic excess 0–1 error ``c/m`` on a two-class mixture (:func:`lr_error_coefficient`).
+
+    Attributes
+    ----------
+    coefficient : ``c = tr(H₀₁ I⁻¹)/2`` (an error fraction times a number of samples).
+    trace : ``tr(H₀₁ I⁻¹)``.
+    hessian : Tensor [n + 1, n + 1], float64: ``H₀₁``, the Hessian of the exact 0–1 error in
+        ``θ = (a, c)`` at the Bayes classifier.
+    fisher : Tensor [n + 1, n + 1], float64: ``I``, the Hessian of the population logistic risk there.
+    """
+
+    coefficient: float
+    trace: float
+    hessian: torch.Tensor
+    fisher: torch.Tensor
+
+
+def lr_error_coefficient(mixture: Mixture) -> LRErrorCoefficient:
     """LR's asymptotic excess 0–1 error on a two-class ``mixture``: ``E ε(h_LR,m) − ε_Bayes ≈ c/m`` with
     ``c = tr(H₀₁ I⁻¹)/2``.
 
@@ -148,7 +197,8 @@ def lr_error_coefficient(mixture: Mixture) -> dict[str, float | torch.Tensor]:
     differentiation (float64). The penalty of :class:`LogisticRegression` biases ``θ`` by ``O(1/m)`` and
     the 0–1 error by ``O(1/m²)``; it is not included.
 
-    Returns ``{"coefficient": c, "trace": tr(H₀₁ I⁻¹), "hessian": H₀₁, "fisher": I}``.
+    Returns an :class:`LRErrorCoefficient`: ``coefficient`` ``c``, ``trace`` ``tr(H₀₁ I⁻¹)``, ``hessian``
+    ``H₀₁`` and ``fisher`` ``I``.
     """
     if not isinstance(mixture, Mixture):
         raise TypeError(f"mixture must be a Mixture, got {type(mixture).__name__}")
@@ -160,7 +210,7 @@ def lr_error_coefficient(mixture: Mixture) -> dict[str, float | torch.Tensor]:
     hessian = torch.autograd.functional.hessian(lambda t: mixture.error(*_two_class_pack(t, n)), theta)
     fisher = torch.autograd.functional.hessian(lambda t: mixture.logistic_risk(*_two_class_pack(t, n)), theta)
     trace = torch.trace(torch.linalg.solve(fisher, hessian)).item()
-    return {"coefficient": trace / 2, "trace": trace, "hessian": hessian, "fisher": fisher}
+    return LRErrorCoefficient(coefficient=trace / 2, trace=trace, hessian=hessian, fisher=fisher)
 
 
 def logistic_calibration_inverse(excess) -> torch.Tensor:
