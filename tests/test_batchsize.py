@@ -275,6 +275,8 @@ def test_frozen_adam_threshold_scales_like_rmsprop():
     (lambda: bs.momentum_ms_threshold([1.0, 0.5], 4, 1.0), ValueError, "beta must be < 1"),
     (lambda: bs.momentum_ms_threshold([1.0, 0.5], 4, -0.1), ValueError, "beta must be ≥ 0"),
     (lambda: bs.momentum_ms_threshold([1.0, 0.5], 0, 0.5), ValueError, "batch"),
+    (lambda: bs.momentum_ms_threshold([1.0, 0.5], 4, 0.5, method="exact"), ValueError,
+     "method must be one of"),
     (lambda: bs.momentum_second_moment_step(0.1, [1.0, 0.5], 4, 0.5, torch.zeros(3, 3)), ValueError,
      "moments must have shape"),
     (lambda: bs.momentum_sgd_moments([1.0], 2, 0.1, 0.5, steps=3, runs=1), ValueError,
@@ -284,3 +286,28 @@ def test_frozen_adam_threshold_scales_like_rmsprop():
 def test_momentum_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("kurtosis", [1.0, 2.0, 3.0, 9.0])
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.99])
+def test_momentum_closed_form_equals_the_dense_map(kurtosis, beta):
+    """The root of Σ ηλ/(2 − η(ρ + (κ − 2)/B)λ) = B (capped by heavy ball) against bisection on the spectral
+    radius of the full 3d × 3d moment map, on spectra with a spike, a spread and ties."""
+    spectra = [1 / torch.arange(1, 9, dtype=torch.float64), torch.ones(6, dtype=torch.float64),
+               torch.tensor([50.0, 1.0, 1.0, 0.5], dtype=torch.float64)]
+    for lam in spectra:
+        for batch in (1, 4, 64):
+            closed = bs.momentum_ms_threshold(lam, batch, beta, kurtosis=kurtosis)
+            dense = bs.momentum_ms_threshold(lam, batch, beta, kurtosis=kurtosis, method="dense")
+            assert closed == pytest.approx(dense, rel=1e-9)
+
+
+def test_momentum_threshold_is_sgd_at_a_smaller_batch():
+    """η^β(B) = η_ms(ρB)/ρ with ρ = (1 − β)/(1 + β): at β = 0.9, ρ = 1/19."""
+    lam = 1 / torch.arange(1, 21, dtype=torch.float64)
+    for b in (1, 2, 8, 64):
+        sgd = bs.ms_threshold(lam, b)
+        assert bs.momentum_ms_threshold(lam, 19 * b, 0.9) == pytest.approx(19 * sgd, rel=1e-13)
+        assert bs.frozen_adam_threshold(lam, 19 * b, 0.5, 0.9) == pytest.approx(
+            19**0.5 * bs.frozen_rmsprop_threshold(lam, b, 0.5), rel=1e-13)
+    assert bs.momentum_ms_threshold(lam, 1, 0.99) < 2 / lam.sum().item()     # the trace bound, for any β

@@ -25,7 +25,7 @@ import torch
 
 from .seeding import make_generator, resolve_seed
 from .utils.stats import loglog_slope  # re-exported: it moved to theorylab.utils.stats
-from .utils.validation import check_int, check_real, check_tensor
+from .utils.validation import check_choice, check_int, check_real, check_tensor
 
 __all__ = ["MarchenkoPastur", "marchenko_pastur", "wigner_edge", "spike_outlier", "bbp_batch",
            "outlier_learning_rate", "batch_hessian_eigenvalues", "subsample_top_eigenvalue",
@@ -451,44 +451,60 @@ def momentum_ms_rate(lr, eigenvalues, batch, beta, *, kurtosis=3.0) -> float:
     coupling = torch.zeros(3 * lam.numel(), dtype=DTYPE)
     coupling[0::3] = lam
     T = torch.block_diag(*D) + torch.outer(w.reshape(-1), coupling)
-    return torch.linalg.eigvals(T).abs().max().item()
+    return float(np.abs(np.linalg.eigvals(T.numpy())).max())
 
 
-def momentum_ms_threshold(eigenvalues, batch, beta, *, kurtosis=3.0) -> float:
-    """Mean-square stability threshold of SGD with EMA momentum ``β`` on online Gaussian least squares.
-
-    The map of :func:`momentum_second_moment_step` is block-diagonal per mode plus a rank-one coupling
-    through ``s = Σ_j λ_j a_j``. Where every block ``D_k`` is stable, a fixed point of the whole map
-    exists iff ``F(η) = Σ_k λ_k [(I − D_k)⁻¹ w_k]_a = 1`` (the analogue of :func:`ms_threshold`'s
-    equation, which it reduces to at ``β = 0``). The threshold is the first ``η`` at which a block turns
-    unstable or ``F`` reaches 1, found by bisection (exact to rounding, taking the stable set to be an
-    interval — the tests compare with :func:`momentum_ms_rate`). Without noise (``B → ∞``) it tends to
-    heavy ball's ``2(1 + β)/((1 − β)λ_max)``.
-    """
-    lam, batch, beta = _eigenvalues(eigenvalues), _batch(batch), _beta(beta)
-    c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
-    eye = torch.eye(3, dtype=DTYPE)
-
-    def stable(eta: float) -> bool:
-        D, w = _momentum_blocks(eta, lam, batch, beta, c)
-        if torch.linalg.eigvals(D).abs().max().item() >= 1:
-            return False
-        x = torch.linalg.solve(eye - D, w.unsqueeze(-1)).squeeze(-1)
-        return (lam * x[:, 0]).sum().item() < 1
-
-    lo, hi = 0.0, 2 * (1 + beta) / ((1 - beta) * lam.max().item())
-    for _ in range(60):                  # the heavy-ball bound brackets it in every case tested
-        if not stable(hi):
-            break
-        hi *= 2
+def _bisect(stable, hi: float) -> float:
+    """The supremum of ``η`` in ``(0, hi]`` with ``stable(η)``, for a stable set that is an interval
+    starting at 0, by bisection to two ulps."""
+    if stable(hi):
+        return hi
+    lo = 0.0
     while True:
         mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi or hi - lo <= 4e-16 * hi:      # two ulps: as exact as float64 allows
+        if mid <= lo or mid >= hi or hi - lo <= 4e-16 * hi:
             return lo
         if stable(mid):
             lo = mid
         else:
             hi = mid
+
+
+def momentum_ms_threshold(eigenvalues, batch, beta, *, kurtosis=3.0, method: str = "closed") -> float:
+    """Mean-square stability threshold of SGD with EMA momentum ``β`` on online least squares with inputs
+    ``x = Σ^{1/2} z``, ``z`` of independent coordinates with fourth moment ``κ`` (3: Gaussian).
+
+    ``method="closed"``: each mode is heavy ball driven by gradient noise, whose stationary variance is
+    ``E e_k² = ηN_k/(λ_k(2 − ηλ_kρ))`` with ``ρ = (1 − β)/(1 + β)``; the noise ``N_k`` is
+    ``((κ − 1)/B)λ_k²a_k + (λ_k/B)Σ_{j≠k}λ_ja_j``, and summing ``λ_k a_k`` gives the threshold as the root of
+
+    ``Σ_k ηλ_k / (2 − ηλ_k(ρ + (κ − 2)/B)) = B``,
+
+    :func:`ms_threshold`'s equation with ``1 + 1/B`` replaced by ``ρ + 1/B`` (Gaussian), capped by heavy
+    ball's ``2/(ρλ_max)``; so ``η^β(B) = η_ms(ρB)/ρ``. Bisection to two ulps.
+
+    ``method="dense"``: bisection on the spectral radius of the full 3d × 3d moment map
+    (:func:`momentum_ms_rate`) — independent of the derivation above and slow; for checks with small ``d``.
+    """
+    lam, batch, beta = _eigenvalues(eigenvalues), _batch(batch), _beta(beta)
+    kurtosis = _kurtosis(kurtosis)
+    method = check_choice("method", method, ("closed", "dense"))
+    rho = (1 - beta) / (1 + beta)
+    heavy_ball = 2 / (rho * lam.max().item())
+    if method == "dense":
+        return _bisect(lambda eta: momentum_ms_rate(eta, lam, batch, beta, kurtosis=kurtosis) < 1, heavy_ball)
+    lam_np = lam.numpy()
+    c = rho + (kurtosis - 2) / batch
+    pole = 2 / (c * lam_np.max()) if c > 0 else math.inf      # where the largest term blows up
+
+    def total(eta: float) -> float:
+        return float(np.sum(eta * lam_np / (2 - eta * c * lam_np)))
+
+    if pole > heavy_ball:                      # (κ < 2 only) heavy ball's own bound may come first
+        if total(heavy_ball) < batch:
+            return heavy_ball
+        return _bisect(lambda eta: total(eta) < batch, heavy_ball)
+    return _bisect(lambda eta: eta < pole and total(eta) < batch, pole)
 
 
 def frozen_adam_threshold(eigenvalues, batch, noise, beta1) -> float:
