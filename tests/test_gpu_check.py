@@ -41,7 +41,7 @@ def test_with_a_gpu_every_stage_runs_compiled_not_interpreted(tmp_path, fake_gpu
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert gpu_check.main(["--out", str(tmp_path)]) == 0
     commands = [" ".join(c[0][1:]) for c in fake_gpu]
-    assert commands[0] == "-m pytest -q -m kernel tests"
+    assert commands[0] == "-m pytest -q -n 4 --dist loadfile -m kernel tests"
     assert fake_gpu[0][1]["THEORYLAB_KERNEL_DEVICE"] == "cuda"
     assert commands[1] == "-m theorylab.kernels.bench"
     chapter_runs = [c for c in fake_gpu if "theorylab.reproduce" in c[0]]

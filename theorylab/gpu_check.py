@@ -90,8 +90,10 @@ def main(argv=None) -> int:
 
     # 1. kernel tests on the GPU
     env = dict(base_env, THEORYLAB_KERNEL_DEVICE="cuda")
-    code, seconds, output = _run([sys.executable, "-m", "pytest", "-q", "-m", "kernel", "tests"], env=env,
-                                 timeout=min(150, remaining()), log=out / "kernel-tests.log")
+    # 70 tests compile their kernels once per configuration: four workers compile in parallel
+    code, seconds, output = _run([sys.executable, "-m", "pytest", "-q", "-n", "4", "--dist", "loadfile", "-m",
+                                  "kernel", "tests"], env=env, timeout=min(180, remaining()),
+                                 log=out / "kernel-tests.log")
     failed |= code != 0
     lines += ["## 1. Kernel tests on the GPU", "", f"{_status(code)} in {seconds:.0f} s", "", "```",
               _tail(output, 15), "```", ""]
