@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import check_finite, use_triton
+from .dispatch import check_finite, check_same_dtype, use_triton
 
 STATS = ("count_neg", "count_pos", "score_neg", "score_pos", "errors_neg", "errors_pos", "error_depth",
          "min_margin")
@@ -99,6 +99,7 @@ def _validate(X, labels, W, b, positive, negative):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{getattr(t, 'dtype', type(t).__name__)}")
+    check_same_dtype(X=X, W=W, b=b)
     if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"labels must be an integer torch.Tensor, got {getattr(labels, 'dtype', labels)!r}")
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:

@@ -33,6 +33,8 @@ def use_triton(tensor: torch.Tensor, backend: str = "auto") -> bool:
     ``backend="auto"`` picks Triton for CUDA tensors, or for CPU tensors when the interpreter is on,
     and the torch reference otherwise; ``"triton"`` and ``"torch"`` force a choice.
     """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
@@ -51,6 +53,16 @@ def check_finite(**tensors: torch.Tensor) -> None:
     for name, tensor in tensors.items():
         if tensor is not None and not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
+
+
+def check_same_dtype(**tensors: torch.Tensor) -> None:
+    """Raise ``TypeError`` unless ``tensors`` (``None`` is skipped) share one dtype, naming them all: mixed
+    float32/float64 input would otherwise fail deep inside the torch reference (and be rounded to float32
+    without a word on the Triton path)."""
+    named = {name: t for name, t in tensors.items() if t is not None}
+    if len({t.dtype for t in named.values()}) > 1:
+        got = ", ".join(f"{name} {str(t.dtype).removeprefix('torch.')}" for name, t in named.items())
+        raise TypeError(f"{', '.join(named)} must share one floating dtype, got {got}")
 
 
 def check_int(name: str, value, *, low: int = 1) -> int:

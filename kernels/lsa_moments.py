@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import check_finite, use_triton
+from .dispatch import check_finite, check_same_dtype, use_triton
 
 
 @triton.jit
@@ -80,6 +80,7 @@ def _validate(X, y, x_query, y_query, p, K):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must have a floating dtype, got {t.dtype}")
+    check_same_dtype(X=X, y=y, x_query=x_query, y_query=y_query, p=p, K=K)
     if X.ndim != 3:
         raise ValueError(f"X must have shape [batch, n, d], got {tuple(X.shape)}")
     batch, n, d = X.shape

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import check_finite, use_triton
+from .dispatch import check_finite, check_same_dtype, use_triton
 
 BLOCK_M, BLOCK_N, BLOCK_K = 32, 32, 32
 
@@ -128,6 +128,7 @@ def _validate(x, U, V, ranks):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{getattr(t, 'dtype', type(t).__name__)}")
+    check_same_dtype(x=x, U=U, V=V)
     if not isinstance(ranks, torch.Tensor) or ranks.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"ranks must be an int32 or int64 tensor, got {getattr(ranks, 'dtype', ranks)!r}")
     if x.ndim != 2 or U.ndim != 2 or V.ndim != 2:

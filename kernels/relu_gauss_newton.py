@@ -40,7 +40,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import check_finite, use_triton
+from .dispatch import check_finite, check_same_dtype, use_triton
 
 BLOCK_N, BLOCK_M, BLOCK_D = 32, 32, 32
 #: Warps per program: with 4, the JVP mode needs 255 registers and spills on sm_80 (``compile_check``).
@@ -130,6 +130,7 @@ def _validate(X, W, v, dW=None, dv=None):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{getattr(t, 'dtype', type(t).__name__)}")
+    check_same_dtype(**dict(named))
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must have shape [n, d] with n, d ≥ 1, got {list(X.shape)}")
     d = X.shape[1]

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from kernel_helpers import collapse_directions_inputs
 
 from theorylab import collapse as C
 
@@ -93,6 +94,8 @@ def test_training_reaches_the_closed_form_and_collapses():
     best = int(run.objective.argmin())
     for m in run.metrics(best):
         assert m.nc1 < 1e-12 and m.nc2_w < 1e-6 and m.nc2_h < 1e-6 and m.nc3 < 1e-6
+    with pytest.raises(AttributeError):           # a result: a frozen dataclass (FrozenInstanceError)
+        run.objective = None
 
 
 def test_nc_metrics_references():
@@ -165,39 +168,14 @@ def test_validation(call, match):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the per-direction kernel (Triton's interpreter, see conftest.py; a GPU with THEORYLAB_KERNEL_DEVICE=cuda)
+# collapse_directions' reference against the theory, and its input checks (the kernel against its
+# reference: tests/test_kernel_collapse_directions.py)
 # ---------------------------------------------------------------------------------------------------
-
-KERNEL_DEVICE = torch.device(__import__("os").environ.get("THEORYLAB_KERNEL_DEVICE", "cpu"))
-
-
-def _directions(P, dtype, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    size = torch.randint(2, 60, (P,), generator=gen).to(dtype)
-    total = torch.full((P,), 100.0, dtype=dtype)
-    lam = (0.005 + 0.03 * torch.rand(P, generator=gen, dtype=torch.float64)).to(dtype)
-    s0 = (0.2 + torch.rand(P, generator=gen, dtype=torch.float64)).to(dtype)
-    return [x.to(KERNEL_DEVICE) for x in (size, total, lam, lam * 0.7, s0, s0 * 1.3)]
-
-
-@pytest.mark.kernel
-@pytest.mark.parametrize("P", [1, 37, 129])
-@pytest.mark.parametrize("depth", [1, 3])
-def test_collapse_directions_kernel_matches_reference(P, depth):
-    from theorylab.kernels import collapse_directions, collapse_directions_reference
-    for dtype, rtol in ((torch.float64, 1e-12), (torch.float32, 1e-4)):
-        args = _directions(P, dtype)
-        a, g = collapse_directions(*args, depth=depth, lr=0.05, n_steps=60, backend="triton")
-        a_ref, g_ref = collapse_directions_reference(*[x.double().cpu() for x in args], depth=depth, lr=0.05,
-                                                     n_steps=60)
-        assert a.dtype == dtype and a.shape == (P,)
-        torch.testing.assert_close(a.double().cpu(), a_ref, rtol=rtol, atol=rtol)
-        torch.testing.assert_close(g.double().cpu(), g_ref, rtol=rtol, atol=rtol)
-
 
 def test_collapse_directions_end_at_a_stationary_point_of_phi():
     from theorylab.kernels import collapse_directions_reference
-    size, total, lam, _, s0, _ = [x.cpu().double() for x in _directions(23, torch.float64, seed=3)]
+    inputs = collapse_directions_inputs(23, torch.float64, seed=3)
+    size, total, lam, _, s0, _ = [x.cpu().double() for x in inputs]
     a, g = collapse_directions_reference(size, total, lam, lam, 3 * s0, 3 * s0, depth=2, lr=0.02,
                                          n_steps=20000)
     for i in range(23):
@@ -215,9 +193,51 @@ def test_collapse_directions_end_at_a_stationary_point_of_phi():
 ])
 def test_collapse_directions_validates(change, match):
     from theorylab.kernels import collapse_directions
-    args = _directions(5, torch.float64)
+    args = collapse_directions_inputs(5, torch.float64)
     kwargs = dict(depth=2, lr=0.1, n_steps=3) | change
     with pytest.raises(ValueError, match=match):
         collapse_directions(*args, **kwargs)
     with pytest.raises(ValueError, match="shape of size"):
         collapse_directions(*args[:5], args[5][:3], depth=2, lr=0.1, n_steps=3)
+
+
+# --- the deformed square (cross-entropy with a bias, K = 4) ------------------------------------------------
+
+def test_deformed_square_is_the_square_at_depth_one_and_lower_deeper():
+    square = C.ce_candidate("square", 25, depth=1, lambda_w=5e-3, lambda_h=5e-3)
+    flat = C.deformed_square(25, depth=1, lambda_w=5e-3, lambda_h=5e-3)
+    assert flat.bias_gap == 0.0 and flat.weak == pytest.approx(flat.strong, rel=1e-9)
+    assert flat.objective == pytest.approx(square.objective, rel=1e-12)
+    for depth in (2, 3):
+        deep = C.deformed_square(25, depth=depth, lambda_w=5e-3, lambda_h=5e-3)
+        assert deep.bias_gap > 1.0 and deep.weak < deep.strong
+        square = C.ce_candidate("square", 25, depth=depth, lambda_w=5e-3, lambda_h=5e-3)
+        assert deep.objective < square.objective
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_deformed_square_is_a_critical_point_of_the_full_model(depth):
+    """Built as a balanced network with its bias, the ansatz's optimum has the objective the reduction gives
+    and (to the accuracy of its scales) zero gradient in every parameter of the full model."""
+    ds = C.deformed_square(25, depth=depth, lambda_w=5e-3, lambda_h=5e-3)
+    layers, Hbar = C.balanced_factors(ds.logits, depth=depth, lambda_w=5e-3, lambda_h_eff=25 * 5e-3, width=8)
+    labels = C.labels_for([25] * 4)
+    f, grads = C.ufm_objective_and_grads([w[None] for w in layers], Hbar[:, labels][None], ds.bias[None],
+                                         labels, torch.full((1, depth), 5e-3, dtype=torch.float64),
+                                         torch.full((1,), 5e-3, dtype=torch.float64), loss="ce")
+    assert float(f[0]) == pytest.approx(ds.objective, abs=1e-14)
+    assert max(float(g.abs().max()) for g in grads) < 1e-7
+    sv = torch.linalg.svdvals(ds.logits)
+    torch.testing.assert_close(sv[:2], torch.tensor([2 * ds.strong, 2 * ds.weak], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(class_size=0, depth=2, lambda_w=1e-3, lambda_h=1e-3), ValueError, "class_size"),
+    (dict(class_size=25, depth=0, lambda_w=1e-3, lambda_h=1e-3), ValueError, "depth"),
+    (dict(class_size=25, depth=2, lambda_w=-1e-3, lambda_h=1e-3), ValueError, "lambda_w"),
+    (dict(class_size=25, depth=2, lambda_w=1e-3, lambda_h="x"), TypeError, "lambda_h"),
+])
+def test_deformed_square_bad_input_is_named(kwargs, error, message):
+    size = kwargs.pop("class_size")
+    with pytest.raises(error, match=message):
+        C.deformed_square(size, **kwargs)

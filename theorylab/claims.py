@@ -47,6 +47,7 @@ import textwrap
 from dataclasses import asdict, dataclass
 
 from .seeding import base_seed
+from .utils.validation import check_int
 
 __all__ = ["Claim", "ClaimFailed", "ClaimRefused", "KINDS", "check", "check_at_most", "check_at_least",
            "RECORD", "ClaimSite", "find_claim_sites", "bonferroni_z"]
@@ -168,11 +169,20 @@ def _as_float(name: str, value) -> float:
     return number
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def _defer() -> bool:
-    return os.environ.get("THEORYLAB_CLAIMS_DEFER", "0").strip().lower() in ("1", "true", "yes", "on")
+    """``THEORYLAB_CLAIMS_DEFER`` read as a flag: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/
+    ``off`` (the default); anything else is an error rather than a silent "off"."""
+    value = os.environ.get("THEORYLAB_CLAIMS_DEFER", "0").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"THEORYLAB_CLAIMS_DEFER must be one of {_TRUE + _FALSE[:-1]}, got {value!r}")
+    return value in _TRUE
 
 
 def _record(claim: Claim) -> Claim:
+    defer = _defer()    # a bad THEORYLAB_CLAIMS_DEFER is an error at every check, not only a failed one
     RECORD.append(claim)
     path = os.environ.get("THEORYLAB_CLAIMS_FILE")
     if path:
@@ -182,7 +192,7 @@ def _record(claim: Claim) -> Claim:
         except OSError as exc:
             raise OSError(f"THEORYLAB_CLAIMS_FILE={path!r} cannot be written: {exc}") from None
     print(claim)
-    if not claim.passed and not _defer():
+    if not claim.passed and not defer:
         raise ClaimFailed(
             f"claim {claim.id!r} failed: {claim.statement}; measured {claim.measured!r}, "
             f"expected {claim.relation} {claim.expected!r} (tolerance: {claim.tolerance})"
@@ -274,8 +284,7 @@ def _chapter() -> str:
 def bonferroni_z(claims: int, *, alpha: float = 0.01) -> float:
     """The two-sided z threshold that keeps the chance of any false failure among ``claims`` Gaussian
     claims below ``alpha``: ``Φ⁻¹(1 - alpha / (2·claims))``. With 50 claims and α = 1 %, 3.72."""
-    if isinstance(claims, bool) or not isinstance(claims, int) or claims < 1:
-        raise ValueError(f"claims must be a positive integer, got {claims!r}")
+    claims = check_int("claims", claims, low=1)
     alpha = _as_float("alpha", alpha)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
@@ -301,6 +310,8 @@ class ClaimSite:
 
 def find_claim_sites(source: str) -> list[ClaimSite]:
     """Every ``check``/``check_at_most``/``check_at_least`` call in ``source``, in order of lines."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a string of code, got {type(source).__name__}")
     sites = []
     for number, line in enumerate(source.splitlines(), start=1):
         for match in _CALL.finditer(line):

@@ -36,9 +36,8 @@ from .utils.validation import check_choice, check_int, check_real, check_tensor
 
 __all__ = ["MSEOptimum", "NCMetrics", "UFMRun", "CECandidate", "lambda_bar", "per_direction_objective",
            "stationary_points", "largest_stationary_root", "stationary_objectives", "critical_class_size",
-           "mse_optimum",
-           "ce_candidate", "ce_critical_point", "nc_metrics", "labels_for", "train_ufm",
-           "ufm_objective_and_grads", "balanced_factors"]
+           "mse_optimum", "ce_candidate", "DeformedSquare", "deformed_square", "ce_critical_point",
+           "nc_metrics", "labels_for", "train_ufm", "ufm_objective_and_grads", "balanced_factors"]
 
 DTYPE = torch.float64
 
@@ -60,6 +59,21 @@ def _layer_lambdas(lambda_w, depth: int) -> tuple[float, ...]:
                              f"values {values}")
         return tuple(values)
     return (check_real("lambda_w", lambda_w, low=0, low_open=True),) * depth
+
+
+def _integer_labels(labels) -> torch.Tensor:
+    """``labels`` (a tensor, array or sequence of integers) as an integer tensor; ``TypeError`` for
+    anything else (strings, floats, bools)."""
+    wrong_type = TypeError(f"labels must be a tensor of integer class labels, got {type(labels).__name__}")
+    if isinstance(labels, str | bytes) or labels is None:
+        raise wrong_type
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong_type from None
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    return labels
 
 
 def _class_sizes(class_sizes) -> torch.Tensor:
@@ -376,6 +390,83 @@ def ce_candidate(kind: str, class_size, num_classes: int = 4, *, depth: int, lam
     return CECandidate(kind, float(F(s)), float(s), Z)
 
 
+@dataclass(frozen=True)
+class DeformedSquare:
+    """The best "deformed square" of the balanced CE deep linear UFM with a last-layer bias (K = 4).
+
+    The four classes form two antipodal pairs: pair A (classes 0, 2) has logits
+    ``Z_A = s_A (e₀ − e₂)(e₀ − e₂)ᵀ`` and bias ``+b``, pair B (classes 1, 3) ``Z_B = s_B (e₁ − e₃)(e₁ − e₃)ᵀ``
+    and bias ``−b``; ``s_A = s_B`` with
+    ``b = 0`` is the square of :func:`ce_candidate`. Fields: ``objective`` (the full model's objective),
+    ``weak`` and ``strong`` (``s_A ≤ s_B``), ``bias_gap`` (``2b ≥ 0``, the weak pair's bias minus the strong
+    pair's), ``logits`` [4, 4] ``Z = W H̄`` (column k: class k's logits) and ``bias`` [4].
+    """
+
+    objective: float
+    weak: float
+    strong: float
+    bias_gap: float
+    logits: torch.Tensor
+    bias: torch.Tensor
+
+
+def _minimise_on(F, lo: float, hi: float, points: int) -> float:
+    """The minimiser of a scalar ``F`` on ``[lo, hi]``: the best of ``points`` grid points, refined by golden
+    section between its neighbours; ``lo`` itself if no interior point does better."""
+    grid = np.linspace(lo, hi, points)
+    j = int(np.argmin([F(s) for s in grid]))
+    a, c = grid[max(j - 1, 0)], grid[min(j + 1, points - 1)]
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(60):                                    # the bracket shrinks by 0.618⁶⁰ ≈ 3e-13
+        x1, x2 = c - golden * (c - a), a + golden * (c - a)
+        if F(x1) < F(x2):
+            c = x2
+        else:
+            a = x1
+    s = 0.5 * (a + c)
+    return lo if F(lo) <= F(s) else s
+
+
+def deformed_square(class_size, *, depth: int, lambda_w, lambda_h) -> DeformedSquare:
+    """The best deformed square (see :class:`DeformedSquare`) for balanced classes of ``class_size``.
+
+    Per sample, a pair with scale ``s`` and bias ``+b`` (the other pair's ``−b``) has cross-entropy
+    ``log(1 + e^{−2s} + 2e^{−s−2b})``; the penalty of the balanced factorisation is ``β(2s)^p`` per pair
+    (``p``, ``β`` as in :func:`ce_candidate`). So the objective is ``g(s_A, b) + g(s_B, −b)`` with
+    ``g(s, b) = ½ log(1 + e^{−2s} + 2e^{−s−2b}) + β(2s)^p``: for each ``b`` the two scales are separate
+    one-dimensional problems, and ``b`` is a third (grid and golden section on ``[0, 10]``, scales on
+    ``[0, 60]``). At ``depth = 1`` (``p = 1``) the optimum is the square (``b = 0``); deeper, the concave
+    ``s^p`` makes unequal pairs cheaper and the bias pays for the weak pair.
+    """
+    n = check_real("class_size", class_size, low=0, low_open=True)
+    depth = check_int("depth", depth, low=1)
+    lam_w = _layer_lambdas(lambda_w, depth)
+    lam_h = check_real("lambda_h", lambda_h, low=0, low_open=True)
+    beta, p = _ce_beta(n, 4, depth, lam_w, lam_h)
+
+    log2 = math.log(2)
+
+    def g(s: float, b: float) -> float:
+        terms = (0.0, -2 * s, log2 - s - 2 * b)            # log-sum-exp of the three, without overflow
+        top = max(terms)
+        cross_entropy = top + math.log(sum(math.exp(x - top) for x in terms))
+        return 0.5 * cross_entropy + beta * (2 * s) ** p
+
+    def best_scale(b: float) -> float:
+        return _minimise_on(lambda s: g(s, b), 0.0, 60.0, 241)
+
+    def pair_objective(b: float) -> float:
+        return g(best_scale(b), b) + g(best_scale(-b), -b)
+
+    b = _minimise_on(pair_objective, 0.0, 10.0, 51)
+    weak, strong = best_scale(b), best_scale(-b)
+    pair_a = torch.tensor([1.0, 0.0, -1.0, 0.0], dtype=DTYPE)
+    pair_b = torch.tensor([0.0, 1.0, 0.0, -1.0], dtype=DTYPE)
+    logits = weak * torch.outer(pair_a, pair_a) + strong * torch.outer(pair_b, pair_b)
+    bias = torch.tensor([b, -b, b, -b], dtype=DTYPE)
+    return DeformedSquare(float(pair_objective(b)), weak, strong, 2 * b, logits, bias)
+
+
 def balanced_factors(Z, *, depth: int, lambda_w, lambda_h_eff, width: int):
     """A balanced factorisation ``Z = W_M⋯W_1 H̄`` of a K×K matrix with ``M + 1`` factors that minimises
     ``Σ_i (λ_{W_i}/2)‖W_i‖² + (λ_{H,eff}/2)‖H̄‖²`` among factorisations: each factor carries
@@ -501,9 +592,7 @@ def nc_metrics(layers, H, labels, *, reference: str = "orthogonal") -> list[NCMe
         raise ValueError("layers must hold at least one weight matrix")
     H = check_tensor("H", H, ndim=2, dtype=DTYPE)
     reference = check_choice("reference", reference, ("orthogonal", "simplex", "diagonal"))
-    labels = torch.as_tensor(labels)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    labels = _integer_labels(labels)
     if labels.ndim != 1 or labels.shape[0] != H.shape[1]:
         raise ValueError(f"labels must have shape [N] = [{H.shape[1]}], got {list(labels.shape)}")
     K = layers[-1].shape[0]
@@ -607,16 +696,14 @@ def ufm_objective_and_grads(layers, H, b, labels, lambda_w, lambda_h, *, loss: s
         b = check_tensor("b", b, ndim=2, dtype=DTYPE)
         if list(b.shape) != [B, K]:
             raise ValueError(f"b must have shape [{B}, {K}], got {list(b.shape)}")
-    labels = torch.as_tensor(labels)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    labels = _integer_labels(labels)
     if labels.ndim != 1 or labels.shape[0] != N:
         raise ValueError(f"labels must have shape [N] = [{N}], got {list(labels.shape)}")
     if labels.min() < 0 or labels.max() >= K:
         raise ValueError(f"labels must lie in 0 … {K - 1} (K rows in the last layer), got values "
                          f"{labels.min().item()} … {labels.max().item()}")
-    lambda_w = check_tensor("lambda_w", lambda_w, ndim=2, dtype=DTYPE)
-    lambda_h = check_tensor("lambda_h", lambda_h, ndim=1, dtype=DTYPE)
+    lambda_w = check_tensor("lambda_w", lambda_w, ndim=2, dtype=DTYPE, positive=True)
+    lambda_h = check_tensor("lambda_h", lambda_h, ndim=1, dtype=DTYPE, positive=True)
     if list(lambda_w.shape) != [B, len(layers)]:
         raise ValueError(f"lambda_w must have shape [{B}, {len(layers)}], got {list(lambda_w.shape)}")
     if list(lambda_h.shape) != [B]:
@@ -656,7 +743,7 @@ def _objective_and_grads(layers, H, b, labels, lambda_w, lambda_h, loss: str, gr
     return f, [*out, dH, db]
 
 
-@dataclass
+@dataclass(frozen=True)
 class UFMRun:
     """A batch of B trained deep linear UFMs (:func:`train_ufm`).
 

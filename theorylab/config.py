@@ -67,8 +67,17 @@ def device() -> torch.device:
     return chosen
 
 
-def check_cuda(where: torch.device) -> None:
-    """Raise a clear ``RuntimeError`` when ``where`` is a CUDA device this machine does not have."""
+def check_cuda(where, *, name: str = "where") -> None:
+    """Raise a clear ``RuntimeError`` when ``where`` (a ``torch.device`` or its name) is a CUDA device this
+    machine does not have; a CPU device passes. A name that is no device is a ``ValueError`` that calls the
+    argument ``name``."""
+    if not isinstance(where, torch.device):
+        try:
+            where = torch.device(where)
+        except (TypeError, RuntimeError):
+            raise ValueError(f"{name} must be a device ('cpu', 'cuda' or 'cuda:N'), got {where!r}") from None
+    if where.type != "cuda":
+        return
     if not torch.cuda.is_available():
         raise RuntimeError(f"device {str(where)!r} was asked for, but this machine has no CUDA GPU (or torch "
                            "was built without CUDA); use 'cpu'")

@@ -76,10 +76,10 @@ def relu_optimal_risk(n: int, d: int, sigma: float) -> float:
 def _device(device) -> torch.device:
     """``device`` as a ``torch.device`` (the CPU when None); a CUDA device this machine lacks is a clear
     error here rather than torch's deep inside the first allocation."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda":
-        config.check_cuda(device)
-    return device
+    if device is None:
+        return torch.device("cpu")
+    config.check_cuda(device, name="device")        # also a ValueError for a name that is no device
+    return torch.device(device)
 
 
 def _cholesky(name: str, cov, d: int, dtype, device) -> torch.Tensor | None:

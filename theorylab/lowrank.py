@@ -18,11 +18,23 @@ from .kernels import ordered_lowrank
 from .linalg import covariance_with_spectrum, matrix_with_spectrum, psd_sqrt, relative_error
 from .seeding import make_generator, resolve_seed
 from .training import train
-from .utils.validation import check_int, check_real, check_same_shape, check_tensor
+from .utils.validation import (
+    check_bool,
+    check_float_dtype,
+    check_instance,
+    check_int,
+    check_real,
+    check_same_shape,
+    check_tensor,
+)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return check_int(name, value, low=low, high=high)
+
+
+def _check_layer(layer) -> None:
+    check_instance("layer", layer, OrderedLowRankLinear)
 
 
 class OrderedLowRankLinear(torch.nn.Module):
@@ -55,6 +67,8 @@ class OrderedLowRankLinear(torch.nn.Module):
         rank = min(in_features, out_features) if rank is None else rank
         rank = _check_int("rank", rank, 1, min(in_features, out_features))
         init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
+        bias = check_bool("bias", bias)
+        dtype = check_float_dtype("dtype", dtype)
         gen = make_generator(seed)
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
         self.U = torch.nn.Parameter(init_scale * torch.randn(out_features, rank, generator=gen, dtype=dtype))
@@ -69,19 +83,26 @@ class OrderedLowRankLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor, rank: int | None = None) -> torch.Tensor:
         """``x`` [batch, in] → [batch, out] through the first ``rank`` components (all when None)."""
         rank = self._check_rank(rank)
+        x = check_tensor("x", x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape [batch, {self.in_features}], got {list(x.shape)}")
+        self._check_dtype("x", x)
         y = x @ self.V[:, :rank] @ self.U[:, :rank].T
         return y if self.bias is None else y + self.bias
 
     def forward_per_sample(self, x: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
         """Each sample through its own number of components ``ranks`` [batch] (ordered dropout), via
         :func:`theorylab.kernels.ordered_lowrank` (Triton on a GPU)."""
+        check_instance("ranks", ranks, torch.Tensor)
         if ranks.numel() and (int(ranks.min()) < 1 or int(ranks.max()) > self.rank):
             raise ValueError(f"ranks must lie in [1, {self.rank}], "
                              f"got [{int(ranks.min())}, {int(ranks.max())}]")
         y = ordered_lowrank(x, self.U, self.V, ranks)
         return y if self.bias is None else y + self.bias
+
+    def _check_dtype(self, name: str, x: torch.Tensor) -> None:
+        if x.dtype != self.U.dtype:
+            raise TypeError(f"{name} must have the layer's dtype {self.U.dtype}, got {x.dtype}")
 
     def product(self, rank: int | None = None) -> torch.Tensor:
         """``W_k = U_{:, :k} V_{:, :k}ᵀ`` [out, in] (detached)."""
@@ -121,6 +142,8 @@ def ordered_loss(layer: OrderedLowRankLinear, A: torch.Tensor, *, cov_sqrt: torc
     or :func:`rank_distribution` of ``rank_weights``), or the full-rank loss ``‖(A − W_r) Σ^{1/2}‖_F²``
     (plain training). ``cov_sqrt`` is any ``L`` with ``L Lᵀ = Σ`` ([in, in], identity when None). All
     ranks at once: the residuals ``A − W_k`` are a cumulative sum."""
+    _check_layer(layer)
+    ordered = check_bool("ordered", ordered)
     A = _check_target(layer, A)
     if cov_sqrt is not None:
         cov_sqrt = _check_cov_sqrt(layer, cov_sqrt)
@@ -162,7 +185,9 @@ def _ordered_loss(layer, A, *, cov_sqrt, ordered, rank_weights):
 def hierarchical_group_lasso(layer: OrderedLowRankLinear, eps: float = 1e-12) -> torch.Tensor:
     """Hierarchical group lasso ``Σ_j (‖U_{:, j:}‖_F + ‖V_{:, j:}‖_F)`` over trailing blocks of ranks
     (``eps`` ≥ 0 inside the square roots keeps the gradient finite at zero)."""
+    _check_layer(layer)
     eps = check_real("eps", eps, low=0)
+
     def tails(M):
         squares = M.pow(2).sum(dim=0)                                # [r]
         return (squares.flip(0).cumsum(0).flip(0) + eps).sqrt()      # ‖M_{:, j:}‖_F for each j
@@ -187,6 +212,7 @@ def fit_ordered(A, *, steps: int, lr: float, ordered: bool = True, group_lasso: 
     steps = _check_int("steps", steps, 1)
     lr = check_real("lr", lr, low=0, low_open=True)
     group_lasso = check_real("group_lasso", group_lasso, low=0)
+    ordered, progress = check_bool("ordered", ordered), check_bool("progress", progress)
     out_features, in_features = A.shape
     cov_sqrt = None
     if cov is not None:
@@ -252,6 +278,7 @@ def rank_losses(layer: OrderedLowRankLinear, A, *, cov_sqrt=None) -> torch.Tenso
     """The loss of each truncation, ``‖(A − W_k) Σ^{1/2}‖_F²`` for ``k = 1..r`` [r] (float64, detached):
     the terms that :func:`ordered_loss` averages, so that any rank distribution ``p`` (even one with
     zeros, which :func:`rank_distribution` refuses) gives the objective ``(p * rank_losses).sum()``."""
+    _check_layer(layer)
     A = check_tensor("A", A, ndim=2, dtype=torch.float64)
     if tuple(A.shape) != (layer.out_features, layer.in_features):
         raise ValueError(f"A must have shape [{layer.out_features}, {layer.in_features}], "
@@ -259,6 +286,9 @@ def rank_losses(layer: OrderedLowRankLinear, A, *, cov_sqrt=None) -> torch.Tenso
     U, V = layer.U.detach().double(), layer.V.detach().double()
     if cov_sqrt is not None:
         cov_sqrt = check_tensor("cov_sqrt", cov_sqrt, ndim=2, dtype=torch.float64)
+        if tuple(cov_sqrt.shape) != (layer.in_features, layer.in_features):
+            raise ValueError(f"cov_sqrt must have shape [{layer.in_features}, {layer.in_features}], "
+                             f"got {list(cov_sqrt.shape)}")
         A, V = A @ cov_sqrt, cov_sqrt.T @ V
     residuals = A.unsqueeze(-1) - (U.unsqueeze(1) * V.unsqueeze(0)).cumsum(dim=-1)   # A − W_k
     return residuals.pow(2).sum(dim=(0, 1))
@@ -268,6 +298,7 @@ def eckart_young_excess(layer: OrderedLowRankLinear, A) -> torch.Tensor:
     """``(‖W_k − A‖_F² − Σ_{i>k} σ_i²) / ‖A‖_F²`` for ``k = 1..r`` [r] (isotropic inputs): how far each
     truncation of the layer is above the best rank-``k`` fit. Non-negative up to rounding
     (Eckart–Young); the ordered-dropout objective's excess over its optimum is ``Σ_k p_k`` times these."""
+    _check_layer(layer)
     A = check_tensor("A", A, ndim=2, dtype=torch.float64)
     losses = rank_losses(layer, A)
     s = torch.linalg.svdvals(A)
@@ -283,6 +314,7 @@ def nested_error_bound(layer: OrderedLowRankLinear, A) -> torch.Tensor:
     at most ``k``; ``inf`` where ``σ_k = σ_{k+1} > 0`` (a tie: no bound; through rounding of the computed
     singular values, a huge number rather than ``inf``), and ``σ_k / δ_k`` is read as 1
     where ``σ_k = 0`` (then ``A_k = A`` and ``‖W_k − A_k‖² = excess_k``)."""
+    _check_layer(layer)
     A = check_tensor("A", A, ndim=2, dtype=torch.float64)
     excess = eckart_young_excess(layer, A).clamp_min(0)
     s = torch.linalg.svdvals(A)
@@ -296,6 +328,7 @@ def nested_error_bound(layer: OrderedLowRankLinear, A) -> torch.Tensor:
 
 def nested_errors(layer: OrderedLowRankLinear, A) -> torch.Tensor:
     """``‖U_{:k} V_{:k}ᵀ − A_k‖_F / ‖A‖_F`` for ``k = 1..r`` [r] (float64)."""
+    _check_layer(layer)
     A = _check_target(layer, A, torch.float64)
     left, s, right_t = torch.linalg.svd(A, full_matrices=False)   # one SVD serves every k
     components = layer.U.detach().double().unsqueeze(1) * layer.V.detach().double().unsqueeze(0)
@@ -351,7 +384,7 @@ def sample_ranks(batch: int, rank: int, *, generator=None, device=None) -> torch
     batch = _check_int("batch", batch, 1)
     rank = _check_int("rank", rank, 1)
     if not isinstance(generator, torch.Generator):
-        generator = resolve_seed(None if generator is None else check_int("generator", generator),
+        generator = resolve_seed(None if generator is None else check_int("generator", generator, low=0),
                                  "lowrank.sample_ranks")
     gen = make_generator(generator, device=device or "cpu")
     return torch.randint(1, rank + 1, (batch,), generator=gen, device=device)
@@ -362,6 +395,7 @@ def ordered_dropout_sgd(layer: OrderedLowRankLinear, A: torch.Tensor, *, steps: 
     """Train ``layer`` on samples: ``x ~ N(0, I)``, ``y = A x``, one rank ``k_s`` per sample, loss
     ``mean_s ‖y_s − W_{k_s} x_s‖² / ‖A‖_F²``, through the per-sample-rank kernel. Returns the losses."""
     seed = resolve_seed(seed, "lowrank.ordered_dropout_sgd")
+    _check_layer(layer)
     steps = _check_int("steps", steps, 1)
     batch = _check_int("batch", batch, 1)
     lr = check_real("lr", lr, low=0, low_open=True)

@@ -20,6 +20,7 @@ import random
 import numpy as np
 import torch
 
+from . import config
 from .utils.validation import check_int
 
 __all__ = ["base_seed", "seed", "make_generator", "resolve_seed", "seed_everything"]
@@ -72,6 +73,7 @@ def make_generator(seed: int | torch.Generator | None = None, device="cpu") -> t
     if isinstance(seed, torch.Generator):
         return seed
     value = resolve_seed(seed, "default")
+    config.check_cuda(device, name="device")     # a clear error for a CUDA device this machine lacks
     gen = torch.Generator(device=device)
     gen.manual_seed(value)
     return gen

@@ -14,7 +14,8 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["check_int", "check_real", "check_tensor", "check_choice", "check_same_shape"]
+__all__ = ["check_int", "check_real", "check_bool", "check_float_dtype", "check_tensor", "check_choice",
+           "check_same_shape", "check_instance"]
 
 
 def _is_bool(value) -> bool:
@@ -50,6 +51,31 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
         raise ValueError(f"{name} must be {'>' if low_open else '≥'} {low:g}, got {value!r}")
     if high is not None and (value >= high if high_open else value > high):
         raise ValueError(f"{name} must be {'<' if high_open else '≤'} {high:g}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a ``bool`` (Python or numpy bools; not ``0``/``1``, strings or None: a flag given
+    ``"no"`` would otherwise be read as true)."""
+    if not _is_bool(value):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_float_dtype(name: str, value) -> torch.dtype:
+    """``value`` if it is a floating torch dtype (``torch.float32``, ``torch.float64``, ...), else a
+    ``TypeError``: parameters of an integer dtype cannot be drawn or trained."""
+    if not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise TypeError(f"{name} must be a floating torch dtype such as torch.float64, got {value!r}")
+    return value
+
+
+def check_instance(name: str, value, cls: type | tuple[type, ...]):
+    """``value`` if it is an instance of ``cls``, else a ``TypeError`` naming the argument and the class."""
+    if not isinstance(value, cls):
+        wanted = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+        article = "an" if wanted[0].lower() in "aeiou" else "a"
+        raise TypeError(f"{name} must be {article} {wanted}, got {type(value).__name__}")
     return value
 
 
