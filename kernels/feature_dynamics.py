@@ -105,7 +105,8 @@ def feature_half_times(lam: torch.Tensor, rho: torch.Tensor, t_max: torch.Tensor
 
     Returns
     -------
-    half_times : Tensor [N], float32 (``inf`` where w̄ never reaches half its fixed point)
+    half_times : Tensor [N], float32 (``inf``, ``theorylab.utils.numerics.NEVER``, where w̄ never reaches
+        half its fixed point)
     final : Tensor [N], float32, w̄(t_max)
     """
     depth, eps, n_steps = _validate(lam, rho, t_max, depth, eps, objective, n_steps)

@@ -108,3 +108,15 @@ def test_lanczos_finds_the_largest_eigenvalue_of_a_symmetric_operator():
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_first_crossing_interpolates_and_says_never():
+    from theorylab.utils.numerics import NEVER, first_crossing
+    assert first_crossing([0.0, 1.0, 2.0], [0.0, 0.4, 0.8], 0.6, rising=True) == pytest.approx(1.5)
+    falling = first_crossing([1.0, 10.0, 100.0], [0.5, 0.2, 0.05], 0.2, rising=False, log_x=True)
+    assert falling == pytest.approx(10.0)
+    assert first_crossing([1.0, 10.0], [0.5, 0.0], 0.1, rising=False, log_x=True) == pytest.approx(10 ** 0.8)
+    assert first_crossing([3.0, 4.0], [1.0, 2.0], 0.5, rising=True) == 3.0          # starts there
+    assert first_crossing([3.0, 4.0], [1.0, 2.0], 5.0, rising=True) == NEVER == math.inf
+    with pytest.raises(ValueError, match="same length"):
+        first_crossing([1.0, 2.0], [1.0], 0.5, rising=True)

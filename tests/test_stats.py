@@ -203,3 +203,10 @@ def test_latex_sci_known_values(x, text):
 def test_latex_sci_bad_input_names_the_argument(x, error, match):
     with pytest.raises(error, match=match):
         latex_sci(x)
+
+
+def test_finite_std_ignores_never_and_nan():
+    values = np.array([1.0, 3.0, math.inf, math.nan, -math.inf])
+    assert stats.finite_std(values) == pytest.approx(1.0)
+    assert stats.finite_std(torch.tensor([2.0, 2.0])) == 0.0
+    assert math.isnan(stats.finite_std([math.inf, math.nan]))

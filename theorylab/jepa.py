@@ -24,6 +24,7 @@ import torch
 from scipy.integrate import quad, solve_ivp
 
 from .seeding import make_generator, resolve_seed
+from .utils.numerics import first_crossing
 from .utils.validation import check_int, check_real, check_tensor
 
 OBJECTIVES = ("jepa", "mae")
@@ -239,7 +240,8 @@ def half_time(times, values, final=None, *, fraction: float = 0.5) -> torch.Tens
     """First time each trajectory reaches half of its final value, by linear interpolation.
 
     ``times`` [T], ``values`` [T, n]; ``final`` [n] defaults to ``values[-1]``; ``fraction`` in (0, 1)
-    replaces one half. Returns [n] (``nan`` where a trajectory never gets there).
+    replaces one half. Returns [n] (:data:`~theorylab.utils.numerics.NEVER`, ``inf``, where a trajectory
+    never gets there).
     """
     fraction = _fraction(fraction)
     times = check_tensor("times", times, ndim=1, dtype=torch.float64)
@@ -256,19 +258,10 @@ def half_time(times, values, final=None, *, fraction: float = 0.5) -> torch.Tens
         if len(final) != values.shape[1]:
             raise ValueError(f"final must hold one value per trajectory ({values.shape[1]}), "
                              f"got {len(final)}")
-    target = fraction * final
-    out = torch.full((values.shape[1],), math.nan, dtype=torch.float64)
-    for i in range(values.shape[1]):
-        above = torch.nonzero(values[:, i] >= target[i])
-        if len(above) == 0:
-            continue
-        k = int(above[0])
-        if k == 0:
-            out[i] = times[0]
-            continue
-        v0, v1 = values[k - 1, i], values[k, i]
-        out[i] = times[k - 1] + (target[i] - v0) / (v1 - v0) * (times[k] - times[k - 1])
-    return out
+    target = (fraction * final).tolist()
+    t, v = times.detach().cpu().numpy(), values.detach().cpu().numpy()
+    return torch.tensor([first_crossing(t, v[:, i], target[i], rising=True) for i in range(v.shape[1])],
+                        dtype=torch.float64)
 
 
 # ----------------------------------------------------------------------------------------------

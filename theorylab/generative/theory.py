@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from ..seeding import resolve_seed
+from ..utils.numerics import first_crossing as shared_first_crossing
 from ..utils.threads import single_threaded
-from ..utils.validation import check_int, check_real, check_tensor
+from ..utils.validation import check_instance, check_int, check_real, check_tensor
 from ._checks import DTYPE, _count
 from .estimators import (
     nb_parameters,
@@ -245,6 +246,7 @@ def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | N
     ``O(repeats · m · n)``. Returns ``(mean error, its standard error)``.
     """
     seed = resolve_seed(seed, "generative.nb_error_simulation")
+    check_instance("mixture", mixture, Mixture)
     if mixture.n_classes != 2:
         raise ValueError(f"the simulation is for two classes, got a mixture with {mixture.n_classes}")
     m, repeats = _count("m", m, 3), _count("repeats", repeats)
@@ -273,20 +275,14 @@ def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | N
 def first_crossing(m_grid, values, level: float) -> float:
     """The first ``m`` at which ``values`` (one per ``m`` in ``m_grid``, decreasing on the whole) falls to
     ``level`` or below, interpolated linearly in ``log m`` between the two grid points around it;
-    ``nan`` if it never does, ``m_grid[0]`` if it starts below. ``m_grid`` positive, both finite."""
+    :data:`~theorylab.utils.numerics.NEVER` (``inf``) if it never does, ``m_grid[0]`` if it starts below.
+    ``m_grid`` positive, both finite."""
     level = check_real("level", level)
     m = check_tensor("m_grid", m_grid, dtype=DTYPE, positive=True).detach().cpu().numpy()
     v = check_tensor("values", values, dtype=DTYPE).detach().cpu().numpy()
     if m.ndim != 1 or v.shape != m.shape:
         raise ValueError(f"m_grid and values must be 1-D of the same length, got {m.shape} and {v.shape}")
-    below = np.nonzero(v <= level)[0]
-    if below.size == 0:
-        return float("nan")
-    j = int(below[0])
-    if j == 0:
-        return float(m[0])
-    frac = (v[j - 1] - level) / (v[j - 1] - v[j])
-    return float(np.exp(np.log(m[j - 1]) + frac * (np.log(m[j]) - np.log(m[j - 1]))))
+    return shared_first_crossing(m, v, level, rising=False, log_x=True)
 
 
 @single_threaded()
@@ -295,8 +291,9 @@ def bootstrap_crossings(m_grid, curves, level: float, *, draws: int,
     """:func:`first_crossing` of the mean of ``curves`` [S, G] (one row per stream, one column per ``m`` in
     ``m_grid``) and of ``draws`` bootstrap means: each draw resamples the ``S`` rows with replacement, one
     ``torch.randint(0, S, (S,), generator=generator)`` per draw, in order. Returns ``(m*, crossings)``, the
-    latter a float array [draws] (``nan`` where a draw never crosses). Single-threaded: each draw is a few
-    operations on a tiny tensor, which a multi-threaded torch runs ten times slower on a busy machine."""
+    latter a float array [draws] (``inf``, :data:`~theorylab.utils.numerics.NEVER`, where a draw never
+    crosses). Single-threaded: each draw is a few operations on a tiny tensor, which a multi-threaded
+    torch runs ten times slower on a busy machine."""
     curves = check_tensor("curves", curves, dtype=DTYPE)
     if curves.ndim != 2:
         raise ValueError(f"curves must have shape [streams, sizes], got {list(curves.shape)}")

@@ -1,6 +1,8 @@
-"""Iterative numerics shared by the topic modules: many small minimisations at once
-(:func:`lbfgs_many`, used by chapter 5's logistic regressions) and the largest eigenvalue of a symmetric
-operator known only through matrix-vector products (:func:`lanczos_max`, used by chapter 4's sharpness).
+"""Numerics shared by the topic modules: many small minimisations at once (:func:`lbfgs_many`, used by
+chapter 5's logistic regressions), the largest eigenvalue of a symmetric operator known only through
+matrix-vector products (:func:`lanczos_max`, used by chapter 4's sharpness), and where a sampled curve
+first crosses a level (:func:`first_crossing`, with one "never" value :data:`NEVER` shared by
+``jepa.half_time``, ``generative.first_crossing`` and the kernel ``feature_half_times``).
 
 Both are deterministic given their inputs (and ``seed`` for Lanczos's start vector); they work in the
 dtype and on the device of their inputs.
@@ -8,14 +10,45 @@ dtype and on the device of their inputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ..seeding import make_generator
 from .validation import check_int, check_real, check_tensor
 
-__all__ = ["lbfgs_many", "lanczos_max"]
+__all__ = ["lbfgs_many", "lanczos_max", "first_crossing", "NEVER"]
+
+#: What a first crossing is when the curve never gets there: an infinite time (or size), which compares
+#: after every finite one. ``jepa.half_time``, ``generative.first_crossing`` and the Triton kernel
+#: ``feature_half_times`` all return it.
+NEVER = math.inf
+
+
+def first_crossing(x, values, level: float, *, rising: bool, log_x: bool = False) -> float:
+    """The first ``x`` at which ``values`` reaches ``level`` (``values ≥ level`` if ``rising``, else
+    ``values ≤ level``), interpolated linearly between the two samples around it (in ``log x`` if
+    ``log_x``); ``x[0]`` if it starts there, :data:`NEVER` if it never does.
+
+    ``x`` and ``values``: 1-D array-likes of the same length ≥ 1 (``x`` increasing); ``level`` a number.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or values.shape != x.shape or x.size == 0:
+        raise ValueError(f"x and values must be 1-D of the same length ≥ 1, got shapes {x.shape} and "
+                         f"{values.shape}")
+    reached = np.nonzero(values >= level if rising else values <= level)[0]
+    if reached.size == 0:
+        return NEVER
+    j = int(reached[0])
+    if j == 0:
+        return float(x[0])
+    frac = (level - values[j - 1]) / (values[j] - values[j - 1])
+    if log_x:
+        return float(np.exp(np.log(x[j - 1]) + frac * (np.log(x[j]) - np.log(x[j - 1]))))
+    return float(x[j - 1] + frac * (x[j] - x[j - 1]))
 
 
 def lbfgs_many(fun: Callable, x0: torch.Tensor, *, max_iter: int, tol: float, history: int = 10):

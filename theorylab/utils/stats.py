@@ -18,8 +18,8 @@ import torch
 
 from .validation import check_tensor
 
-__all__ = ["loglog_slope", "mcnemar_counts", "mcnemar_z", "paired_log_drop_z", "geometric_mean_rows",
-           "mean_and_standard_error", "paired_difference_z"]
+__all__ = ["finite_std", "loglog_slope", "mcnemar_counts", "mcnemar_z", "paired_log_drop_z",
+           "geometric_mean_rows", "mean_and_standard_error", "paired_difference_z"]
 
 DTYPE = torch.float64
 
@@ -120,3 +120,14 @@ def paired_difference_z(first, second) -> np.ndarray:
                          f"{list(second.shape)}")
     diff = second - first
     return diff.mean(1) / (diff.std(1, ddof=1) / np.sqrt(diff.shape[1]))
+
+
+def finite_std(values) -> float:
+    """Standard deviation (``ddof = 0``) of the finite entries of ``values`` (any shape), e.g. bootstrap
+    draws of a crossing, where a draw that never crosses is :data:`~theorylab.utils.numerics.NEVER`
+    (``inf``) and a ratio of two such draws is NaN. NaN if no entry is finite."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.std()) if finite.size else math.nan
