@@ -282,6 +282,25 @@ def test_frozen_adam_threshold_scales_like_rmsprop():
     (lambda: bs.momentum_sgd_moments([1.0], 2, 0.1, 0.5, steps=3, runs=1), ValueError,
      "runs must be an integer ≥ 2"),
     (lambda: bs.frozen_adam_threshold([1.0], 2, 0.0, 0.5), ValueError, "noise must be > 0"),
+    # issue 14, the last cases of tools/bad_inputs.py (before: accepted, NaN out, errors inside torch)
+    (lambda: bs.batch_hessian_eigenvalues([1.0, 0.5], 2, 1, spike_overlap="yes"), TypeError,
+     "spike_overlap must be True or False"),
+    (lambda: bs.rmsprop_risk([1.0], 1, [0.1], samples=2, noise=0.1, runs=1, beta2=0.9, return_state="yes"),
+     TypeError, "return_state must be True or False"),
+    (lambda: bs.second_moment_step("0.1", [1.0, 2.0], 1, torch.ones(2, dtype=F64)), TypeError,
+     "lr must be a tensor or an array of numbers"),
+    (lambda: bs.second_moment_step(None, [1.0, 2.0], 1, torch.ones(2, dtype=F64)), TypeError,
+     "lr must be a tensor or an array of numbers"),
+    (lambda: bs.second_moment_step(True, [1.0, 2.0], 1, torch.ones(2, dtype=F64)), TypeError,
+     "lr must be a number or a tensor of learning rates, got bool"),
+    (lambda: bs.second_moment_step(math.nan, [1.0, 2.0], 1, torch.ones(2, dtype=F64)), ValueError,
+     "lr must hold finite numbers"),
+    (lambda: bs.second_moment_step(math.inf, [1.0, 2.0], 1, torch.ones(2, dtype=F64)), ValueError,
+     "lr must hold finite numbers"),
+    (lambda: bs.second_moment_step(0.0, [1.0, 2.0], 1, torch.ones(2, dtype=F64)), ValueError,
+     "lr must be positive, got a minimum of 0"),
+    (lambda: bs.second_moment_step(0.1, [1.0, 2.0], 1, -torch.ones(2, dtype=F64)), ValueError,
+     "s must be non-negative, got a minimum of -1"),
 ])
 def test_momentum_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):

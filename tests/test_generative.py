@@ -223,7 +223,7 @@ def test_bad_training_data(estimator, X, y, match):
 
 def test_bad_parameters_and_unfitted_use():
     X, y = three_classes(m=30)
-    with pytest.raises(ValueError, match="C must be positive"):
+    with pytest.raises(ValueError, match="C must be > 0, got 0.0"):
         gen.LogisticRegression(C=0.0).fit(X, y)
     with pytest.raises(ValueError, match="max_iter"):
         gen.LogisticRegression(max_iter=0).fit(X, y)
@@ -266,7 +266,7 @@ def test_bad_parameters_and_unfitted_use():
     (lambda: gen.gaussian_mixture(0, 4), "m must be an integer"),
     (lambda: gen.gaussian_mixture(10, 0), "n must be an integer"),
     (lambda: gen.gaussian_mixture(10, 4, n_classes=1), "n_classes"),
-    (lambda: gen.gaussian_mixture(10, 4, mean_scale=0.0), "mean_scale must be positive"),
+    (lambda: gen.gaussian_mixture(10, 4, mean_scale=0.0), "mean_scale must be > 0, got 0.0"),
     (lambda: gen.random_orders(torch.tensor([0, 1, 0, 1]), 3, length=2, disjoint=True),
      "length must be at most"),
     (lambda: gen.nb_prefix_fits(X_OK, torch.tensor([0, 1, 0, 1]), torch.tensor([[0, 1, 2, 3]]), [3, 2]),
@@ -279,6 +279,107 @@ def test_bad_parameters_and_unfitted_use():
 ])
 def test_bad_arguments_name_themselves(call, match):
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+Y_OK, ORDERS_OK = torch.tensor([0, 1, 0, 1]), torch.tensor([[0, 1, 2, 3]])
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # Issue 14: the cases tools/bad_inputs.py still found; the comment says what happened before.
+    # y given a string: torch's "new(): invalid data type 'str'"
+    (lambda: gen.GaussianNaiveBayes().fit(X_OK, "abc"), TypeError,
+     "y must be a tensor or an array of integer"),
+    (lambda: gen.random_orders("abc", 2), TypeError, "y must be a tensor or an array of integer"),
+    (lambda: gen.lr_prefix_fits(X_OK, "abc", ORDERS_OK, [2, 4]), TypeError, "y must be a tensor or an array"),
+    (lambda: gen.random_orders(Y_OK, 2, disjoint="yes"), TypeError, "disjoint must be True or"),  # accepted
+    # orders: IndexError, the kernel's "order", "too many values to unpack", torch's min(); fractional: silent
+    (lambda: gen.nb_prefix_fits(X_OK, Y_OK, torch.tensor([[0, 1, 2, 9]]), [2, 4]), ValueError,
+     "orders must hold integers ≤ 3, got a maximum of 9"),
+    (lambda: gen.lr_prefix_fits(X_OK, Y_OK, torch.tensor([[0, -1, 2, 3]]), [2, 4]), ValueError,
+     "orders must hold integers ≥ 0, got a minimum of -1"),
+    (lambda: gen.lr_prefix_fits(X_OK, Y_OK, [2, 3, 1], [2, 3]), ValueError, r"orders must have 2 dimension"),
+    (lambda: gen.nb_prefix_fits(X_OK, Y_OK, torch.zeros(1, 0), [2]), ValueError, "orders must not be empty"),
+    (lambda: gen.nb_prefix_fits(X_OK, Y_OK, ORDERS_OK + 0.5, [2, 4]), ValueError,
+     "orders must hold integers, got fractional values such as 0.5"),
+    (lambda: gen.nb_prefix_fits(X_OK, Y_OK, "abc", [2, 4]), TypeError, "orders must be a tensor or an array"),
+    # m_grid: a string raised inside torch, complex was accepted
+    (lambda: gen.nb_prefix_fits(X_OK, Y_OK, ORDERS_OK, "abc"), TypeError,
+     "m_grid must be a tensor or an array"),
+    (lambda: gen.lr_prefix_fits(X_OK, Y_OK, ORDERS_OK, torch.tensor([2, 4], dtype=torch.complex128)),
+     TypeError, "m_grid must hold integers, got dtype torch.complex128"),
+    # fit_logistic_many: complex X and fractional y were accepted
+    (lambda: gen.fit_logistic_many(torch.zeros(1, 4, 2, dtype=torch.complex128), Y_OK[None], 2), TypeError,
+     "X must be real"),
+    (lambda: gen.fit_logistic_many(X_OK[None], Y_OK[None] + 0.5, 2), ValueError, "y must hold integers"),
+    (lambda: gen.fit_logistic_many(X_OK[None], "abc", 2), TypeError, "y must be a tensor or an array"),
+    # test_errors: NaN, infinite or complex W and b, out-of-range or fractional labels gave an error rate
+    (lambda: gen.test_errors(torch.full((2, 2), NAN), torch.zeros(2), X_OK, Y_OK), ValueError,
+     "W must hold finite numbers"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), torch.tensor([0.0, INF]), X_OK, Y_OK), ValueError,
+     "b must hold finite numbers"),
+    (lambda: gen.test_errors(torch.zeros(2, 2, dtype=torch.complex128), torch.zeros(2), X_OK, Y_OK),
+     TypeError, "W must be real"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), "abc", X_OK, Y_OK), TypeError, "b must be a tensor"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), torch.zeros(2), X_OK, torch.tensor([0, 1, 0, 2])), ValueError,
+     r"y_test must hold labels in \[0, 1\]"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), torch.zeros(2), X_OK, torch.tensor([0, -1, 0, 1])),
+     ValueError, "y_test must hold integers ≥ 0"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), torch.zeros(2), X_OK, torch.tensor([0, 0.5, 0, 1])),
+     ValueError, "y_test must hold integers, got fractional"),
+    (lambda: gen.test_errors(torch.zeros(2, 2), torch.zeros(2), X_OK, "abc"), TypeError,
+     "y_test must be a tensor"),
+    # learning_curves: the pool's errors said X and y; m_grid raised inside Python or torch
+    (lambda: gen.learning_curves(X_OK + NAN, Y_OK, X_OK, Y_OK, [2, 4], n_orders=1), ValueError,
+     "X_pool must be finite"),
+    (lambda: gen.learning_curves(X_OK, Y_OK[:3], X_OK, Y_OK, [2, 4], n_orders=1), ValueError,
+     r"y_pool must have shape \[4\]"),
+    (lambda: gen.learning_curves(X_OK, Y_OK + 0.5, X_OK, Y_OK, [2, 4], n_orders=1), ValueError,
+     "y_pool must hold integer class labels"),
+    (lambda: gen.learning_curves(X_OK, Y_OK, X_OK, Y_OK, [NAN, 4], n_orders=1), ValueError,
+     "m_grid must hold finite integers"),
+    (lambda: gen.learning_curves(X_OK, Y_OK, X_OK, Y_OK, [], n_orders=1), ValueError,
+     "m_grid must not be empty"),
+    (lambda: gen.learning_curves(X_OK, Y_OK, X_OK, Y_OK, [2, 40], n_orders=1), ValueError,
+     "m_grid must hold integers ≤ 4, got a maximum of 40"),
+    (lambda: gen.learning_curves(X_OK, Y_OK, X_OK, Y_OK, [-4, 2], n_orders=1), ValueError,
+     "m_grid must hold integers ≥ 1"),
+    # samples_to_reach: m_max was never checked when the target was reached early
+    (lambda: gen.samples_to_reach(gen.GaussianNaiveBayes(), gen.gaussian_mixture, 0.1, n_test=10, repeats=1,
+                                  m_max="64"), TypeError, "m_max must be an integer"),
+    (lambda: gen.samples_to_reach(gen.GaussianNaiveBayes(), gen.gaussian_mixture, 0.1, n_test=10, repeats=1,
+                                  m_max=0), ValueError, "m_max must be an integer ≥ 1, got 0"),
+    # nb_error_simulation: AttributeError; nb_parameters with an empty class: NaN
+    (lambda: gen.nb_error_simulation("abc", 10, repeats=2), TypeError, "mixture must be a Mixture, got str"),
+    (lambda: gen.nb_parameters(torch.tensor([0.0, 2.0]), torch.zeros(2, 3), torch.ones(2, 3), 1e-9),
+     ValueError, "counts must be positive, got a minimum of 0"),
+    # explore_table: IndexError, "Boolean value of Tensor is ambiguous", {} for no ns, inner names (n, m)
+    (lambda: gen.explore_table(ns=()), ValueError, "ns must not be empty"),
+    (lambda: gen.explore_table(ns=[0]), ValueError, "ns must hold integers ≥ 1, got a minimum of 0"),
+    (lambda: gen.explore_table(ns="abc"), TypeError, "ns must be a tensor or an array of integers"),
+    (lambda: gen.explore_table(ns=[[4, 5]]), ValueError, r"ns must have 1 dimension"),
+    (lambda: gen.explore_table(ns=[4.5]), ValueError, "ns must hold integers, got fractional"),
+    (lambda: gen.explore_table(n_classes=[1]), ValueError, "n_classes must hold integers ≥ 2"),
+    (lambda: gen.explore_table(correlations=[-0.5]), ValueError, "correlations must be ≥ 0, got -0.5"),
+    (lambda: gen.explore_table(correlations=[NAN]), ValueError, "correlations must hold finite numbers"),
+    (lambda: gen.explore_table(correlations=[]), ValueError, "correlations must not be empty"),
+    (lambda: gen.explore_table(correlations="abc"), TypeError, "correlations must be a tensor or an array"),
+    (lambda: gen.explore_table(sizes=[0, 12]), ValueError, "sizes must hold integers ≥ 1"),
+    (lambda: gen.explore_table(ns=[8], sizes=[1000]), ValueError,
+     "sizes must hold a size m with 2K ≤ m ≤ 12n"),
+    (lambda: gen.explore_table(seed="0"), TypeError, "seed must be an integer"),  # "can only concatenate"
+    # pretrained_digit_features: lr was not checked (NaN features, True/0/negative accepted)
+    (lambda: gen.pretrained_digit_features(lr=NAN), ValueError, "lr must be a finite number"),
+    (lambda: gen.pretrained_digit_features(lr=True), TypeError, "lr must be a real number"),
+    (lambda: gen.pretrained_digit_features(lr=0.0), ValueError, "lr must be > 0"),
+    (lambda: gen.pretrained_digit_features(lr="0.01"), TypeError, "lr must be a real number"),
+    # the shared checks: a wrong type is a TypeError (was a ValueError)
+    (lambda: gen.gaussian_mixture("10", 4), TypeError, "m must be an integer"),
+    (lambda: gen.LogisticRegression(C="1").fit(X_OK, Y_OK), TypeError, "C must be a real number"),
+])
+def test_bad_input_is_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
         call()
 
 

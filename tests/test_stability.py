@@ -66,17 +66,96 @@ def test_data_generators():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: st.DiagonalLinearNetwork(0), "d must be an integer"),
-    (lambda: st.DiagonalLinearNetwork(3, init_scale=0.0), "init_scale must be a positive"),
+    (lambda: st.DiagonalLinearNetwork(3, init_scale=0.0), "init_scale must be > 0, got 0.0"),
     (lambda: st.TwoLayerReLU(3, 0), "width must be an integer"),
     (lambda: st.DiagonalLinearNetwork(3)(torch.zeros(2, 4, dtype=torch.float64)), "X must be a tensor of"),
     (lambda: st.sparse_regression(5, 3, sparsity=4), "sparsity must be an integer"),
     (lambda: st.sampling_factor(6, 5), "batch_size must be an integer in"),
     (lambda: st.mean_square_radius(st.DiagonalLinearNetwork(3), torch.ones(2, 3, dtype=torch.float64), lr=0.1,
-                                   batch_size=1, rank_tol=-1.0), "rank_tol must be a positive"),
+                                   batch_size=1, rank_tol=-1.0), "rank_tol must be > 0, got -1.0"),
 ])
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _with(X, row, value):
+    """``X`` with one entry replaced by ``value`` (NaN or infinity)."""
+    X = X.clone()
+    X[row, 0] = value
+    return X
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # Issue 14: the cases tools/bad_inputs.py still found; the comment says what happened before.
+    # inf in X: the four mean-square/Lyapunov functions ran for ever; NaN: "SVD did not converge"
+    (lambda m, X, y: st.mean_square_radius(m, _with(X, 1, INF), lr=0.1, batch_size=1), ValueError,
+     "X must hold finite numbers"),
+    (lambda m, X, y: st.mean_square_threshold(m, _with(X, 1, INF), batch_size=1), ValueError,
+     "X must hold finite numbers"),
+    (lambda m, X, y: st.lyapunov_exponent(m, _with(X, 1, INF), lr=0.1, batch_size=1, steps=8, chains=2),
+     ValueError, "X must hold finite numbers"),
+    (lambda m, X, y: st.lyapunov_exponents([m], _with(X, 1, NAN), lr=0.1, batch_size=1, steps=8, chains=2),
+     ValueError, "X must hold finite numbers"),
+    (lambda m, X, y: st.gd_escape_threshold([m], _with(X, 1, NAN), y, low=0.1, high=1.0), ValueError,
+     "X must hold finite numbers"),                                        # linalg.eigh failed
+    (lambda m, X, y: st.gd_escape_threshold([m], X, _with(y[:, None], 1, NAN)[:, 0], low=0.1, high=1.0),
+     ValueError, "y must hold finite numbers"),                            # returned NaN
+    # NaN or infinite data: "training diverged at step 0", or NaN out
+    (lambda m, X, y: st.train(m, _with(X, 1, NAN), y, lr=0.1, batch_size=1, steps=2), ValueError,
+     "X must hold finite numbers"),
+    (lambda m, X, y: st.train_many([m], X, _with(y[:, None], 1, INF)[:, 0], lr=0.1, batch_size=1, steps=2),
+     ValueError, "y must hold finite numbers"),
+    (lambda m, X, y: st.per_sample_gradients(m, _with(X, 1, INF)), ValueError, "X must hold finite numbers"),
+    (lambda m, X, y: st.test_error(m, X, _with(y[:, None], 1, NAN)[:, 0]), ValueError,
+     "y must hold finite numbers"),
+    (lambda m, X, y: st.training_loss(m, _with(X, 1, NAN), y), ValueError, "X must hold finite numbers"),
+    (lambda m, X, y: st.gauss_newton_matvec(m, X, torch.full((st.parameter_count(m),), NAN,
+                                                             dtype=torch.float64)),
+     ValueError, "u must hold finite numbers"),                            # named the kernel's dW
+    # dtype: NotImplementedError or TypeError inside torch
+    (lambda m, X, y: st.DiagonalLinearNetwork(3, dtype=torch.int64), TypeError,
+     "dtype must be a floating torch dtype"),
+    (lambda m, X, y: st.TwoLayerReLU(3, 4, dtype="float64"), TypeError,
+     "dtype must be a floating torch dtype"),
+    (lambda m, X, y: st.sparse_regression(5, 3, dtype=torch.int64), TypeError, "dtype must be a floating"),
+    (lambda m, X, y: st.relu_teacher(5, 3, dtype="float64"), TypeError, "dtype must be a floating"),
+    # train_many's seed: "0", True and 0.5 were accepted, NaN failed inside numpy
+    (lambda m, X, y: st.train_many([m], X, y, lr=0.1, batch_size=1, steps=2, seed="0"), TypeError,
+     "seed must be an integer"),
+    (lambda m, X, y: st.train_many([m], X, y, lr=0.1, batch_size=1, steps=2, seed=True), TypeError,
+     "seed must be an integer"),
+    (lambda m, X, y: st.train_many([m], X, y, lr=0.1, batch_size=1, steps=2, seed=0.5), TypeError,
+     "seed must be an integer"),
+    (lambda m, X, y: st.train_many([m], X, y, lr=0.1, batch_size=1, steps=2, seed=NAN), TypeError,
+     "seed must be an integer"),
+    (lambda m, X, y: st.train_many([m, m], X, y, lr=0.1, batch_size=1, steps=2, seed=[0, -1]), ValueError,
+     "seed must be an integer ≥ 0"),
+    # clipping_budget's share: a TypeError from the comparison operator
+    (lambda m, X, y: st.clipping_budget(100, share="0.002"), TypeError, "share must be a real number"),
+    (lambda m, X, y: st.clipping_budget(100, share=None), TypeError, "share must be a real number"),
+    # models given a string: the error named "model"
+    (lambda m, X, y: st.train_many("abc", X, y, lr=0.1, batch_size=1, steps=2), TypeError,
+     "models must be a list of"),
+    (lambda m, X, y: st.lyapunov_exponents(m, X, lr=0.1, batch_size=1), TypeError,
+     "models must be a list of"),
+    (lambda m, X, y: st.gd_escape_threshold([m, "abc"], X, y, low=0.1, high=1.0), TypeError,
+     r"models\[1\] must be a DiagonalLinearNetwork or a TwoLayerReLU, got str"),
+    (lambda m, X, y: st.train("abc", X, y, lr=0.1, batch_size=1, steps=2), TypeError, "model must be a"),
+    # the shared checks: a wrong type is a TypeError (was a ValueError)
+    (lambda m, X, y: st.DiagonalLinearNetwork("3"), TypeError, "d must be an integer, got str"),
+    (lambda m, X, y: st.train(m, X, y, lr="0.1", batch_size=1, steps=2), TypeError,
+     "lr must be a real number"),
+    (lambda m, X, y: st.train(m, X, y, lr=NAN, batch_size=1, steps=2), ValueError,
+     "lr must be a finite number"),
+])
+def test_bad_input_is_a_clear_error(call, error, match):
+    models, X, y = models_and_data(d=3)
+    with pytest.raises(error, match=match):
+        call(models[0], X, y)
 
 
 def test_float32_data_and_numpy_scalars_are_accepted():
@@ -309,7 +388,7 @@ def test_lyapunov_exponents_of_many_models_are_those_of_each_alone():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0.0), "lr must be a positive"),
+    (dict(lr=0.0), "lr must be > 0, got 0.0"),
     (dict(windows=0), "windows must be an integer"),
     (dict(chains=1), "chains must be an integer"),
     (dict(lr=[0.1, 0.2, 0.3]), "lr must be one value or one per model"),
@@ -572,8 +651,8 @@ def test_gd_reaches_an_interpolating_minimum_and_clipping_switches_off():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0.0), "lr must be a positive"),
-    (dict(lr=-1.0), "lr must be a positive"),
+    (dict(lr=0.0), "lr must be > 0, got 0.0"),
+    (dict(lr=-1.0), "lr must be > 0, got -1.0"),
     (dict(batch_size=0), "batch_size must be an integer in \\[1, 9\\]"),
     (dict(batch_size=10), "batch_size must be an integer in \\[1, 9\\], got 10"),
     (dict(steps=0), "steps must be an integer"),

@@ -414,6 +414,15 @@ def test_classifier_stats_auto_backend_and_validation():
     (lambda X, y: tl.path_adversarial_distances(np.ones((2, 7)), [0.0], X, y), ValueError,
      r"b must have shape \[2\]"),
     (lambda X, y: tl.angle_dips(X, y, levels=1), ValueError, "levels must be an integer ≥ 2"),
+    # issue 14, the last cases of tools/bad_inputs.py (before: accepted, empty arrays, errors inside torch)
+    (lambda X, y: tl.digit_pair(X, y, -1, True), TypeError, "positive must be an integer, got bool"),
+    (lambda X, y: tl.digit_pair(X, y, "a", 1), TypeError, "negative must be an integer, got str"),
+    (lambda X, y: tl.svm_path(X, y, []), ValueError, "Cs must hold at least one C"),
+    (lambda X, y: tl.classifier_statistics(X, y, np.ones((1, 7)), np.zeros(1), device="cpu",
+     dtype=torch.int64),
+     TypeError, "dtype must be a floating torch dtype"),
+    (lambda X, y: tl.classifier_statistics(X, y, np.ones((1, 7)), np.zeros(1), device="cpu", dtype="float64"),
+     TypeError, "dtype must be a floating torch dtype"),
 ])
 def test_bad_input_names_the_argument(call, error, match):
     X, y = two_blobs()

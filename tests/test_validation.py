@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from theorylab.utils.validation import check_choice, check_int, check_real, check_same_shape, check_tensor
+from theorylab.utils.validation import (
+    check_choice,
+    check_int,
+    check_integers,
+    check_real,
+    check_same_shape,
+    check_tensor,
+)
 
 
 def test_check_int():
@@ -32,6 +39,31 @@ def test_check_real():
         check_real("lr", 0.0, low=0, low_open=True)
     with pytest.raises(ValueError, match="rho must be < 1"):
         check_real("rho", 1.0, high=1, high_open=True)
+
+
+def test_check_integers():
+    """Sizes, indices and labels (issue 14: generative's orders, m_grid, y_test and explore grids)."""
+    for value in ([2, 4], (2, 4), np.array([2, 4]), torch.tensor([2.0, 4.0]),
+                  torch.tensor([2, 4], dtype=torch.int32)):
+        got = check_integers("m", value, ndim=1, low=1, high=4)
+        assert got.dtype == torch.int64 and got.tolist() == [2, 4]
+    assert check_integers("m", [], nonempty=False).numel() == 0
+    for bad, error, match in [
+        ("ab", TypeError, "m must be a tensor or an array of integers, got str"),
+        (None, TypeError, "m must be a tensor or an array of integers, got NoneType"),
+        ([object()], TypeError, "m must be a tensor or an array of integers"),
+        ([True, False], TypeError, "m must hold integers, got dtype torch.bool"),
+        (torch.tensor([1 + 0j]), TypeError, "m must hold integers, got dtype torch.complex"),
+        ([2.5], ValueError, "m must hold integers, got fractional values such as 2.5"),
+        ([math.nan], ValueError, "m must hold finite integers"),
+        ([math.inf], ValueError, "m must hold finite integers"),
+        ([[2]], ValueError, r"m must have 1 dimension\(s\), got shape \[1, 1\]"),
+        ([], ValueError, "m must not be empty"),
+        ([0, 2], ValueError, "m must hold integers ≥ 1, got a minimum of 0"),
+        ([2, 5], ValueError, "m must hold integers ≤ 4, got a maximum of 5"),
+    ]:
+        with pytest.raises(error, match=match):
+            check_integers("m", bad, ndim=1, low=1, high=4)
 
 
 def test_check_tensor_and_shapes():

@@ -25,7 +25,7 @@ import torch
 
 from .seeding import make_generator, resolve_seed
 from .utils.stats import loglog_slope  # re-exported: it moved to theorylab.utils.stats
-from .utils.validation import check_choice, check_int, check_real, check_tensor
+from .utils.validation import check_bool, check_choice, check_int, check_real, check_tensor
 
 __all__ = ["MarchenkoPastur", "marchenko_pastur", "wigner_edge", "spike_outlier", "bbp_batch",
            "outlier_learning_rate", "batch_hessian_eigenvalues", "subsample_top_eigenvalue",
@@ -200,6 +200,7 @@ def batch_hessian_eigenvalues(eigenvalues, batch, draws, *, seed=None, spike_ove
     """
     lam = _eigenvalues(eigenvalues)
     batch, draws = _batch(batch), check_int("draws", draws, low=1)
+    spike_overlap = check_bool("spike_overlap", spike_overlap)
     gen = _gen(seed, "batchsize.batch_hessian_eigenvalues")
     d = lam.numel()
     X = torch.randn(draws, batch, d, generator=gen, dtype=DTYPE) * lam.sqrt()
@@ -279,13 +280,13 @@ def second_moment_step(lr, eigenvalues, batch, s, *, noise=0.0, kurtosis=3.0) ->
     batch = _batch(batch)
     noise = check_real("noise", noise, low=0)
     c = _fourth_moment_factor(_kurtosis(kurtosis), batch)
-    s = check_tensor("s", s, dtype=DTYPE)
+    s = check_tensor("s", s, dtype=DTYPE, nonnegative=True)      # a second moment: s_k = E e_k² ≥ 0
     if s.ndim == 0 or s.shape[-1] != lam.numel():
         raise ValueError(f"s must end in the dimension d = {lam.numel()} of the eigenvalues, "
                          f"got shape {list(s.shape)}")
-    lr = torch.as_tensor(lr, dtype=DTYPE)
-    if (lr <= 0).any():
-        raise ValueError("lr must be positive")
+    if isinstance(lr, bool | np.bool_):
+        raise TypeError(f"lr must be a number or a tensor of learning rates, got bool {lr!r}")
+    lr = check_tensor("lr", lr, dtype=DTYPE, nonempty=False, positive=True)
     eta = lr[..., None]
     diag = 1 - 2 * eta * lam + eta**2 * c * lam**2
     return diag * s + eta**2 / batch * lam * ((s * lam).sum(-1, keepdim=True) + noise**2)
@@ -679,6 +680,7 @@ def rmsprop_risk(eigenvalues, batch, lrs, *, samples, noise, runs, beta2, eps=1e
     noise = check_real("noise", noise, low=0)
     beta2 = check_real("beta2", beta2, low=0, high=1, high_open=True)
     eps = check_real("eps", eps, low=0)
+    return_state = check_bool("return_state", return_state)
     gen = _gen(seed, "batchsize.rmsprop_risk")
     root = lam.sqrt()
     e = _risk_problem(lam, runs, gen).expand(lrs.numel(), -1, -1).clone()

@@ -21,7 +21,7 @@ autograd, independently, for checks and for the (small-scale) mean-square stabil
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ from .kernels import relu_gn_matvec, relu_gn_sq_norms, use_triton
 from .seeding import make_generator, resolve_seed
 from .utils.numerics import lanczos_max
 from .utils.threads import single_threaded
+from .utils.validation import check_float_dtype, check_int, check_real
 
 __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_teacher",
            "train", "train_many", "TrainingRun", "CLIP_SHARE", "clipped_fraction", "clipping_budget",
@@ -46,25 +47,24 @@ __all__ = ["DiagonalLinearNetwork", "TwoLayerReLU", "sparse_regression", "relu_t
 # Validation helpers
 # ----------------------------------------------------------------------------------------------
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    bad = not isinstance(value, int | np.integer) or isinstance(value, bool)
-    if bad or value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _check_model(model) -> None:
+def _check_model(model, name: str = "model") -> None:
     if not isinstance(model, DiagonalLinearNetwork | TwoLayerReLU):
-        raise TypeError(f"model must be a DiagonalLinearNetwork or a TwoLayerReLU, "
+        raise TypeError(f"{name} must be a DiagonalLinearNetwork or a TwoLayerReLU, "
                         f"got {type(model).__name__}")
+
+
+def _check_models(models) -> list:
+    """``models`` (a non-empty list or other iterable of models, not a single model or a string) as a
+    list, each checked; errors name ``models`` (and the entry, ``models[k]``)."""
+    if isinstance(models, str | bytes | torch.nn.Module) or not isinstance(models, Iterable):
+        raise TypeError(f"models must be a list of DiagonalLinearNetwork or TwoLayerReLU models, "
+                        f"got {type(models).__name__}")
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    for k, model in enumerate(models):
+        _check_model(model, f"models[{k}]")
+    return models
 
 
 def _check_data(model, X, y=None):
@@ -75,6 +75,8 @@ def _check_data(model, X, y=None):
                          f"{list(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}")
     if not X.is_floating_point():
         raise TypeError(f"X must be a floating-point tensor, got dtype {X.dtype}")
+    if not torch.isfinite(X).all():
+        raise ValueError("X must hold finite numbers, got NaN or infinity")
     first = next(model.parameters())
     X = X.to(device=first.device, dtype=first.dtype)
     if y is None:
@@ -84,6 +86,8 @@ def _check_data(model, X, y=None):
                          f"{list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
     if not y.is_floating_point():
         raise TypeError(f"y must be a floating-point tensor, got dtype {y.dtype}")
+    if not torch.isfinite(y).all():
+        raise ValueError("y must hold finite numbers, got NaN or infinity")
     return X, y.to(device=first.device, dtype=first.dtype)
 
 
@@ -126,8 +130,9 @@ class DiagonalLinearNetwork(torch.nn.Module):
                  seed: int | None = None, dtype: torch.dtype = torch.float64):
         seed = resolve_seed(seed, "stability.DiagonalLinearNetwork")
         super().__init__()
-        self.d = _check_int("d", d, 1)
-        init_scale = _check_positive("init_scale", init_scale)
+        self.d = check_int("d", d, low=1)
+        init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
+        dtype = check_float_dtype("dtype", dtype)
         gen = make_generator(seed)
         self.a = torch.nn.Parameter(init_scale * torch.randn(d, generator=gen, dtype=dtype))
         self.b = torch.nn.Parameter(init_scale * torch.randn(d, generator=gen, dtype=dtype))
@@ -221,9 +226,10 @@ class TwoLayerReLU(torch.nn.Module):
                  dtype: torch.dtype = torch.float64):
         seed = resolve_seed(seed, "stability.TwoLayerReLU")
         super().__init__()
-        self.d = _check_int("d", d, 1)
-        self.width = _check_int("width", width, 1)
-        init_scale = _check_positive("init_scale", init_scale)
+        self.d = check_int("d", d, low=1)
+        self.width = check_int("width", width, low=1)
+        init_scale = check_real("init_scale", init_scale, low=0, low_open=True)
+        dtype = check_float_dtype("dtype", dtype)
         gen = make_generator(seed)
         W = torch.randn(width, d, generator=gen, dtype=dtype) * (init_scale / math.sqrt(d))
         v = torch.randn(width, generator=gen, dtype=dtype) * (init_scale / math.sqrt(width))
@@ -313,9 +319,10 @@ def sparse_regression(n: int, d: int, *, sparsity: int = 3, n_test: int = 2000, 
     X [n, d], y [n], X_test [n_test, d], y_test [n_test], beta_star [d]
     """
     seed = resolve_seed(seed, "stability.sparse_regression")
-    n, d = _check_int("n", n, 1), _check_int("d", d, 1)
-    sparsity = _check_int("sparsity", sparsity, 1, d)
-    n_test = _check_int("n_test", n_test, 1)
+    n, d = check_int("n", n, low=1), check_int("d", d, low=1)
+    sparsity = check_int("sparsity", sparsity, low=1, high=d)
+    n_test = check_int("n_test", n_test, low=1)
+    dtype = check_float_dtype("dtype", dtype)
     gen = make_generator(seed)
     beta = torch.zeros(d, dtype=dtype)
     beta[:sparsity] = 1.0
@@ -334,9 +341,10 @@ def relu_teacher(n: int, d: int, *, neurons: int = 3, n_test: int = 2000, seed: 
     X [n, d], y [n], X_test [n_test, d], y_test [n_test], W_star [neurons, d]
     """
     seed = resolve_seed(seed, "stability.relu_teacher")
-    n, d = _check_int("n", n, 1), _check_int("d", d, 1)
-    neurons = _check_int("neurons", neurons, 1)
-    n_test = _check_int("n_test", n_test, 1)
+    n, d = check_int("n", n, low=1), check_int("d", d, low=1)
+    neurons = check_int("neurons", neurons, low=1)
+    n_test = check_int("n_test", n_test, low=1)
+    dtype = check_float_dtype("dtype", dtype)
     gen = make_generator(seed)
 
     def sphere(k):
@@ -445,6 +453,7 @@ def train(model, X: torch.Tensor, y: torch.Tensor, *, lr: float, batch_size: int
         ``last_clipped_step`` (the last step at which clipping was active, -1 if never), ``lr`` and
         ``batch_size``.
     """
+    _check_model(model)
     seed = resolve_seed(seed, "stability.train")
     return train_many([model], X, y, lr=lr, batch_size=batch_size, steps=steps, seed=seed, clip=clip,
                       record_every=record_every, monitor=monitor)[0]
@@ -475,11 +484,7 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
     """
     if seed is None:
         seed = resolve_seed(None, "stability.train_many")
-    models = list(models)
-    if not models:
-        raise ValueError("models must hold at least one model")
-    for model in models:
-        _check_model(model)
+    models = _check_models(models)
     cls = type(models[0])
     shapes = [tuple(p.shape) for p in models[0].parameters()]
     for model in models:
@@ -501,15 +506,15 @@ def train_many(models, X: torch.Tensor, y: torch.Tensor, *, lr, batch_size, step
     else:
         _check_data(models[0], X, y)
         n = X.shape[0]
-    steps = _check_int("steps", steps, 1)
-    lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
-    batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
-    seeds = _per_model("seed", seed, count)
+    steps = check_int("steps", steps, low=1)
+    lrs = [check_real("lr", v, low=0, low_open=True) for v in _per_model("lr", lr, count)]
+    batches = [check_int("batch_size", v, low=1, high=n) for v in _per_model("batch_size", batch_size, count)]
+    seeds = [check_int("seed", v, low=0) for v in _per_model("seed", seed, count)]
     if clip is not None:
-        clip = _check_positive("clip", clip)
+        clip = check_real("clip", clip, low=0, low_open=True)
     if record_every is None:
         record_every = max(1, steps // 100)
-    record_every = _check_int("record_every", record_every, 1)
+    record_every = check_int("record_every", record_every, low=1)
 
     first = models[0].a if cls is DiagonalLinearNetwork else models[0].W
     device, dtype = first.device, first.dtype
@@ -735,9 +740,8 @@ def clipping_budget(steps: int, share: float = CLIP_SHARE) -> tuple[int, int]:
     stretch those steps must leave, ``⌈(half − clipped) / (clipped + 1)⌉`` (``clipped`` steps cut the
     half into at most ``clipped + 1`` unclipped stretches).
     """
-    steps = _check_int("steps", steps, 2)
-    if not 0 <= share < 1:
-        raise ValueError(f"share must be in [0, 1), got {share}")
+    steps = check_int("steps", steps, low=2)
+    share = check_real("share", share, low=0, high=1, high_open=True)
     half = steps - steps // 2
     clipped = math.floor(share * half + 1e-9)        # a product a rounding below an integer counts as it
     return clipped, math.ceil((half - clipped) / (clipped + 1))
@@ -758,7 +762,7 @@ def clipped_fraction(run: TrainingRun, after: int | None = None) -> float:
     total = int(steps[-1])
     if after is None:
         after = total // 2
-    after = _check_int("after", after, 0, total - 1)
+    after = check_int("after", after, low=0, high=total - 1)
     if after not in steps:
         raise ValueError(f"after = {after} is not a recorded step (records every "
                          f"{int(steps[1] - steps[0])} steps): the records cannot split the run there")
@@ -835,6 +839,8 @@ def gauss_newton_matvec(model, X: torch.Tensor, u: torch.Tensor, *, backend: str
                          f"{list(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
     if not u.is_floating_point():
         raise TypeError(f"u must be a floating-point tensor, got dtype {u.dtype}")
+    if not torch.isfinite(u).all():
+        raise ValueError("u must hold finite numbers, got NaN or infinity")
     out_dtype = u.dtype                                   # computed in the model's dtype, returned in u's
     u = u.to(device=X.device, dtype=X.dtype)
     if isinstance(model, TwoLayerReLU):
@@ -864,7 +870,7 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
     X = _check_data(model, X)
     if method not in ("auto", "exact", "lanczos"):
         raise ValueError(f"method must be 'auto', 'exact' or 'lanczos', got {method!r}")
-    iters = _check_int("iters", iters, 1)
+    iters = check_int("iters", iters, low=1)
     n, p = X.shape[0], parameter_count(model)
     if method == "exact" or (method == "auto" and n * p <= 4_000_000):
         J = model.jacobian(X)
@@ -879,8 +885,8 @@ def gauss_newton_lambda_max(model, X: torch.Tensor, *, method: str = "auto", ite
 def sampling_factor(batch_size: int, n: int) -> float:
     """``q`` in ``E[H_B S H_B] = (1 − q) H S H + q (1/n) Σ_i H_i S H_i`` (``H_i = g_i g_iᵀ``): ``1/B`` for
     ``B < n`` indices drawn with replacement, 0 for full-batch GD (``B = n``)."""
-    n = _check_int("n", n, 1)
-    batch_size = _check_int("batch_size", batch_size, 1, n)
+    n = check_int("n", n, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
     return 0.0 if batch_size == n else 1.0 / batch_size
 
 
@@ -921,8 +927,8 @@ def mean_square_radius(model, X: torch.Tensor, *, lr: float, batch_size: int,
 
     _check_model(model)
     X = _check_data(model, X)
-    lr = _check_positive("lr", lr)
-    batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
+    lr = check_real("lr", lr, low=0, low_open=True)
+    batch_size = check_int("batch_size", batch_size, low=1, high=X.shape[0])
     r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
 
     def apply(vec):
@@ -953,7 +959,7 @@ def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: 
 
     _check_model(model)
     X = _check_data(model, X)
-    batch_size = _check_int("batch_size", batch_size, 1, X.shape[0])
+    batch_size = check_int("batch_size", batch_size, low=1, high=X.shape[0])
     r, c_diag, apply_d = _mean_square_parts(model, X, batch_size, rank_tol)
     scale = 1 / np.sqrt(c_diag)
 
@@ -972,7 +978,7 @@ def mean_square_threshold(model, X: torch.Tensor, *, batch_size: int, rank_tol: 
 def _range_coordinates(model, X, rank_tol):
     """Per-sample gradients in the eigenbasis of ``H`` restricted to its range: ``G`` [n, r] (numpy,
     float64) with ``(1/n) Gᵀ G = diag(lam)``, and ``lam`` [r] the nonzero eigenvalues of ``H``."""
-    rank_tol = _check_positive("rank_tol", rank_tol)
+    rank_tol = check_real("rank_tol", rank_tol, low=0, low_open=True)
     if rank_tol >= 1:
         raise ValueError("rank_tol must be below 1 (a fraction of the largest singular value), "
                          f"got {rank_tol!r}")
@@ -1021,20 +1027,18 @@ def lyapunov_exponents(models, X: torch.Tensor, *, lr, batch_size, steps: int = 
     """
     if seed is None:
         seed = resolve_seed(None, "stability.lyapunov_exponents")
-    models = list(models)
-    if not models:
-        raise ValueError("models must hold at least one model")
+    models = _check_models(models)
     count = len(models)
     data = _data_per_model(models, X)
     n = data[0].shape[0]
-    lrs = [_check_positive("lr", v) for v in _per_model("lr", lr, count)]
-    batches = [_check_int("batch_size", v, 1, n) for v in _per_model("batch_size", batch_size, count)]
-    seeds = [_check_int("seed", v, 0) for v in _per_model("seed", seed, count)]
+    lrs = [check_real("lr", v, low=0, low_open=True) for v in _per_model("lr", lr, count)]
+    batches = [check_int("batch_size", v, low=1, high=n) for v in _per_model("batch_size", batch_size, count)]
+    seeds = [check_int("seed", v, low=0) for v in _per_model("seed", seed, count)]
     block = 10
-    steps = block * math.ceil(_check_int("steps", steps, 1) / block)
-    burn_in = block * math.ceil(_check_int("burn_in", burn_in, 0) / block)
-    windows = _check_int("windows", windows, 1)
-    chains = _check_int("chains", chains, 2)
+    steps = block * math.ceil(check_int("steps", steps, low=1) / block)
+    burn_in = block * math.ceil(check_int("burn_in", burn_in, low=0) / block)
+    windows = check_int("windows", windows, low=1)
+    chains = check_int("chains", chains, low=2)
     rates = np.zeros((count, windows, chains))
     # Models run together in three groups — B = 1, 1 < B < n (padded to the group's largest B, the
     # padding slots weighted 0) and GD — in numpy (far less overhead than torch on these tiny arrays),
@@ -1103,6 +1107,7 @@ def lyapunov_exponent(model, X: torch.Tensor, *, lr: float, batch_size: int, ste
     -------
     (mean, standard_error) : floats, per step; the error is the spread between chains / √chains.
     """
+    _check_model(model)
     seed = resolve_seed(seed, "stability.lyapunov_exponent")
     per_chain = lyapunov_exponents([model], X, lr=lr, batch_size=batch_size, steps=steps, chains=chains,
                                    burn_in=burn_in, seed=seed, rank_tol=rank_tol)[0, 0]
@@ -1167,21 +1172,18 @@ def gd_escape_threshold(models, X: torch.Tensor, y: torch.Tensor, *, low, high, 
     -------
     ndarray [len(models)] of learning rates.
     """
-    models = list(models)
-    if not models:
-        raise ValueError("models must hold at least one model")
+    models = _check_models(models)
     for model in models:
-        _check_model(model)
         X, y = _check_data(model, X, y)
     count = len(models)
-    lows = [_check_positive("low", v) for v in _per_model("low", low, count)]
-    highs = [_check_positive("high", v) for v in _per_model("high", high, count)]
+    lows = [check_real("low", v, low=0, low_open=True) for v in _per_model("low", low, count)]
+    highs = [check_real("high", v, low=0, low_open=True) for v in _per_model("high", high, count)]
     for lo, hi in zip(lows, highs, strict=True):
         if not lo < hi:
             raise ValueError(f"low must be below high, got low={lo!r}, high={hi!r}")
-    iters = _check_int("iters", iters, 1)
-    steps = _check_int("steps", steps, 1)
-    eps = _check_positive("eps", eps)
+    iters = check_int("iters", iters, low=1)
+    steps = check_int("steps", steps, low=1)
+    eps = check_real("eps", eps, low=0, low_open=True)
     directions = []
     for model in models:
         J = model.jacobian(X).detach()

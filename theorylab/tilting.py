@@ -32,7 +32,7 @@ from . import config
 from .kernels import classifier_stats
 from .seeding import resolve_seed
 from .utils.stats import mcnemar_counts, mcnemar_z  # re-exported: they moved to theorylab.utils.stats
-from .utils.validation import check_int, check_real
+from .utils.validation import check_float_dtype, check_int, check_real
 
 __all__ = [
     "nearest_centroid_normal", "nearest_centroid_classifier", "deviation_angle", "signed_distance",
@@ -386,6 +386,7 @@ def digit_pair(X, classes, negative: int, positive: int) -> tuple[np.ndarray, np
     classes = np.asarray(classes)
     if classes.shape != (X.shape[0],):
         raise ValueError(f"classes must have shape [{X.shape[0]}], got {list(classes.shape)}")
+    negative, positive = check_int("negative", negative), check_int("positive", positive)
     if negative == positive:
         raise ValueError(f"negative and positive must differ, got {negative!r} twice")
     keep = (classes == negative) | (classes == positive)
@@ -543,6 +544,8 @@ def svm_path(X, y, Cs, *, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     Cs = np.atleast_1d(_array("Cs", Cs))
     if Cs.ndim != 1 or not (np.isfinite(Cs).all() and (Cs > 0).all()):
         raise ValueError(f"Cs must be positive finite numbers, got {Cs!r}")
+    if Cs.size == 0:
+        raise ValueError("Cs must hold at least one C, got none")
     tol = check_real("tol", tol, low=0.0, low_open=True)
     W, b = np.empty((len(Cs), X.shape[1])), np.empty(len(Cs))
     for k, C in enumerate(Cs):
@@ -680,6 +683,7 @@ def classifier_statistics(X, labels, W, b, positive=1, negative=-1, *, device=No
     """
     X, labels, W, b, pos, neg, norms = _classifiers(X, labels, W, b, positive, negative)
     device = _device(device)
+    dtype = check_float_dtype("dtype", dtype)
 
     # Geometry in float64: centroids of every class, then ẑ and θ per classifier.
     classes = np.unique(labels)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -35,15 +34,25 @@ def _features(X, name: str = "X", n_features: int | None = None) -> torch.Tensor
     return X
 
 
-def _labels(y, m: int, name: str = "y") -> tuple[torch.Tensor, int]:
-    """Labels as int64 [m]; they must be exactly 0 .. K − 1 with K ≥ 2 (every class present)."""
-    y = torch.as_tensor(y)
+def _labels(y, m: int | None, name: str = "y") -> tuple[torch.Tensor, int]:
+    """Labels as int64 [m] (``m=None``: any length); they must be exactly 0 .. K − 1 with K ≥ 2 (every
+    class present)."""
+    wrong_type = TypeError(f"{name} must be a tensor or an array of integer class labels, got "
+                           f"{type(y).__name__}")
+    if isinstance(y, str | bytes) or y is None:
+        raise wrong_type
+    try:
+        y = torch.as_tensor(y)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong_type from None
     if y.is_floating_point():
         if not torch.isfinite(y).all() or (y != y.round()).any():
             raise ValueError(f"{name} must hold integer class labels, got {y[:5].tolist()}…")
     elif y.dtype == torch.bool or y.is_complex():
         raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     y = y.to(torch.int64)
+    if m is None and y.ndim == 1:
+        m = y.shape[0]
     if y.ndim != 1 or y.shape[0] != m:
         raise ValueError(f"{name} must have shape [{m}] (one label per row of X), got {list(y.shape)}")
     classes = torch.unique(y)
@@ -53,20 +62,6 @@ def _labels(y, m: int, name: str = "y") -> tuple[torch.Tensor, int]:
         raise ValueError(f"{name} must hold the labels 0 .. K-1 with every class present, got "
                          f"{classes.tolist()}")
     return y, classes.numel()
-
-
-def _positive(name: str, value, *, allow_inf: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (value > 0 and (allow_inf or math.isfinite(value))):
-        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}, got {value!r}")
-    return float(value)
-
-
-def _count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return int(value)
 
 
 def _warn_unconverged(converged: torch.Tensor, where: str, max_iter: int, tol: float) -> None:

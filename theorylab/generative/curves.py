@@ -8,7 +8,8 @@ import torch
 
 from ..seeding import make_generator, resolve_seed
 from ..utils.threads import single_threaded
-from ._checks import DTYPE, _count, _features, _labels, _warn_unconverged
+from ..utils.validation import check_bool, check_int, check_integers, check_tensor
+from ._checks import DTYPE, _features, _labels, _warn_unconverged
 from .estimators import (
     _class_stats,
     _fit_logistic,
@@ -26,12 +27,13 @@ def random_orders(y, n_orders: int, *, length: int | None = None, disjoint: bool
     orders share no sample (independent training sets when the pool is i.i.d.).
     """
     seed = resolve_seed(seed, "generative.random_orders")
-    y, K = _labels(y, torch.as_tensor(y).shape[0])
-    n_orders = _count("n_orders", n_orders)
+    y, K = _labels(y, None)
+    n_orders = check_int("n_orders", n_orders, low=1)
+    disjoint = check_bool("disjoint", disjoint)
     M = y.shape[0]
     if length is None:
         length = M // n_orders if disjoint else M
-    length = _count("length", length, K)
+    length = check_int("length", length, low=K)
     if length * (n_orders if disjoint else 1) > M:
         limit = M // n_orders if disjoint else M
         raise ValueError(f"length must be at most {limit} for a pool of {M} samples"
@@ -51,9 +53,14 @@ def random_orders(y, n_orders: int, *, length: int | None = None, disjoint: bool
     return torch.stack(orders)
 
 
+def _orders(orders, pool: int) -> torch.Tensor:
+    """``orders`` [S, length] as int64 row indices into a pool of ``pool`` samples."""
+    return check_integers("orders", orders, ndim=2, low=0, high=pool - 1)
+
+
 def _grid(m_grid, orders) -> torch.Tensor:
-    ends = torch.as_tensor(m_grid, dtype=torch.int64)
-    if ends.ndim != 1 or ends.numel() < 1 or bool((ends[1:] <= ends[:-1]).any()):
+    ends = check_integers("m_grid", m_grid, ndim=1)
+    if bool((ends[1:] <= ends[:-1]).any()):
         raise ValueError(f"m_grid must be a strictly increasing 1-D sequence, got {ends.tolist()}")
     if int(ends[0]) < 1 or int(ends[-1]) > orders.shape[1]:
         raise ValueError(f"m_grid must lie in [1, {orders.shape[1]}] (the length of the orders), "
@@ -72,7 +79,7 @@ def nb_prefix_fits(X, y, orders, m_grid, *, var_smoothing: float = 1e-9, backend
     """
     X = _features(X)
     y, K = _labels(y, X.shape[0])
-    orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
+    orders = _orders(orders, X.shape[0]).to(X.device)
     ends = _grid(m_grid, orders).to(X.device)
     counts, means, variances = _class_stats(X, y.to(X.device), orders, ends, K, backend)
     _, _, W, b = nb_parameters(counts, means, variances, var_smoothing)
@@ -95,7 +102,7 @@ def lr_prefix_fits(X, y, orders, m_grid, *, C: float = 1.0, max_iter: int = 1000
     in place), plus the pool."""
     X = _features(X)
     y, K = _labels(y, X.shape[0])
-    orders = torch.as_tensor(orders, dtype=torch.int64).to(X.device)
+    orders = _orders(orders, X.shape[0]).to(X.device)
     y = y.to(X.device)
     ends = _grid(m_grid, orders)
     Ws, bs, oks = [], [], []
@@ -119,13 +126,16 @@ def test_errors(W, b, X_test, y_test) -> torch.Tensor:
     """Test error of every linear classifier ``argmax(W x + b)``: ``W`` [..., K, n], ``b`` [..., K] →
     errors [...]."""
     X_test = _features(X_test, "X_test")
-    y_test = torch.as_tensor(y_test).to(torch.int64)
+    y_test = check_integers("y_test", y_test, low=0)
     if y_test.shape != (X_test.shape[0],):
         raise ValueError(f"y_test must have shape [{X_test.shape[0]}], got {list(y_test.shape)}")
-    W, b = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(b, dtype=DTYPE)
-    if W.shape[-1] != X_test.shape[1] or b.shape != W.shape[:-1]:
+    W, b = check_tensor("W", W, dtype=DTYPE), check_tensor("b", b, dtype=DTYPE)
+    if W.ndim < 2 or W.shape[-1] != X_test.shape[1] or b.shape != W.shape[:-1]:
         raise ValueError(f"W must have shape [..., K, {X_test.shape[1]}] and b [..., K], got {list(W.shape)} "
                          f"and {list(b.shape)}")
+    if int(y_test.max()) >= W.shape[-2]:
+        raise ValueError(f"y_test must hold labels in [0, {W.shape[-2] - 1}] (K = {W.shape[-2]} rows of W), "
+                         f"got a maximum of {int(y_test.max())}")
     return _error_rates(W, b, X_test, y_test)
 
 
@@ -165,7 +175,10 @@ def learning_curves(X_pool, y_pool, X_test, y_test, m_grid, *, n_orders: int, se
     ``backend`` as in :func:`nb_prefix_fits`.
     """
     seed = resolve_seed(seed, "generative.learning_curves")
-    orders = random_orders(y_pool, n_orders, length=int(max(m_grid)), seed=seed)
+    pool = _features(X_pool, "X_pool")
+    _labels(y_pool, pool.shape[0], "y_pool")
+    ends = check_integers("m_grid", m_grid, ndim=1, low=1, high=pool.shape[0])
+    orders = random_orders(y_pool, n_orders, length=int(ends.max()), seed=seed)
     W_nb, b_nb = nb_prefix_fits(X_pool, y_pool, orders, m_grid, var_smoothing=var_smoothing,
                                 backend=backend)
     W_lr, b_lr = lr_prefix_fits(X_pool, y_pool, orders, m_grid, C=C, max_iter=max_iter)

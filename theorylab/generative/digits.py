@@ -9,7 +9,7 @@ import torch
 
 from ..seeding import make_generator, resolve_seed
 from ..utils.threads import single_threaded
-from ._checks import _count
+from ..utils.validation import check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def pretrained_digit_features(*, hidden: int = 32, steps: int = 300, lr: float =
     seed = resolve_seed(seed, "generative.pretrained_digit_features")
     from sklearn.datasets import load_digits
 
-    hidden, steps = _count("hidden", hidden), _count("steps", steps)
+    hidden, steps = check_int("hidden", hidden, low=1), check_int("steps", steps, low=1)
+    lr = check_real("lr", lr, low=0, low_open=True)
     digits = load_digits()
     X = torch.tensor(digits.data, dtype=torch.float32) / 16.0
     y = torch.tensor(digits.target, dtype=torch.int64)

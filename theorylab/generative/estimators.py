@@ -9,8 +9,8 @@ from sklearn.base import BaseEstimator
 from ..kernels import prefix_class_stats
 from ..utils.numerics import lbfgs_many
 from ..utils.threads import single_threaded
-from ..utils.validation import check_choice, check_real, check_tensor
-from ._checks import DTYPE, _count, _features, _labels, _log_softmax, _positive, _warn_unconverged
+from ..utils.validation import check_choice, check_int, check_integers, check_real, check_tensor
+from ._checks import DTYPE, _features, _labels, _log_softmax, _warn_unconverged
 
 
 def _class_stats(X, y, orders, ends, K, backend: str = "auto"):
@@ -43,7 +43,7 @@ def nb_parameters(counts: torch.Tensor, means: torch.Tensor, variances: torch.Te
     W : [..., K, n] with ``W_ki = μ_ki / σ_i²``; b : [..., K] with ``b_k = log π_k − Σ_i μ_ki² / (2σ_i²)``.
     """
     var_smoothing = check_real("var_smoothing", var_smoothing, low=0)
-    counts = check_tensor("counts", counts, dtype=DTYPE, nonnegative=True)
+    counts = check_tensor("counts", counts, dtype=DTYPE, positive=True)    # each class seen at least once
     means = check_tensor("means", means, dtype=DTYPE)
     variances = check_tensor("variances", variances, dtype=DTYPE, nonnegative=True)
     if means.shape != variances.shape or means.ndim < 2 or means.shape[:-1] != counts.shape:
@@ -183,7 +183,7 @@ def fit_logistic_many(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, C: fl
     problems converge the solver copies the rows of those still running. The full copy stays referenced
     by this function until the solve ends, so from the first drop on the peak is up to two copies.
     """
-    X = torch.as_tensor(X)
+    X = check_tensor("X", X, finite=False, nonempty=False)
     if X.ndim != 3 or 0 in X.shape:
         raise ValueError(f"X must have shape [P, m, n] with P, m, n ≥ 1, got {list(X.shape)}")
     if not torch.isfinite(X).all():
@@ -199,12 +199,12 @@ def _fit_logistic(X: torch.Tensor, y, n_classes: int, *, C: float, sample_weight
                   tol: float):
     """:func:`fit_logistic_many` on a float64 ``X`` [P, m, n] that it may overwrite (no further copy), without
     the warning: returns ``(W, b, iterations, converged)``."""
-    C = _positive("C", C)
-    K = _count("n_classes", n_classes, 2)
-    _count("max_iter", max_iter)
-    _positive("tol", tol)
+    C = check_real("C", C, low=0, low_open=True)
+    K = check_int("n_classes", n_classes, low=2)
+    check_int("max_iter", max_iter, low=1)
+    check_real("tol", tol, low=0, low_open=True)
     P, m, n = X.shape
-    y = torch.as_tensor(y, device=X.device).to(torch.int64)
+    y = check_integers("y", y).to(X.device)
     if tuple(y.shape) != (P, m):
         raise ValueError(f"y must have shape [{P}, {m}], got {list(y.shape)}")
     if int(y.min()) < 0 or int(y.max()) >= K:
@@ -311,9 +311,9 @@ class LogisticRegression(_LinearSoftmax):
 
     @single_threaded()
     def fit(self, X, y) -> LogisticRegression:
-        _positive("C", self.C)
-        _count("max_iter", self.max_iter)
-        _positive("tol", self.tol)
+        check_real("C", self.C, low=0, low_open=True)
+        check_int("max_iter", self.max_iter, low=1)
+        check_real("tol", self.tol, low=0, low_open=True)
         X = _features(X)
         y, K = _labels(y, X.shape[0])
         W, b, iterations, converged = fit_logistic_many(X[None], y[None], K, C=self.C, max_iter=self.max_iter,
@@ -328,9 +328,9 @@ class LogisticRegression(_LinearSoftmax):
 
         ``X`` [P, m, n], ``y`` [P, m]: ``P`` training sets of the same size, each holding every class
         ``0 .. K−1``. Returns ``P`` fitted copies (this estimator is left unfitted)."""
-        _positive("C", self.C)
-        _count("max_iter", self.max_iter)
-        _positive("tol", self.tol)
+        check_real("C", self.C, low=0, low_open=True)
+        check_int("max_iter", self.max_iter, low=1)
+        check_real("tol", self.tol, low=0, low_open=True)
         X = torch.as_tensor(X, dtype=DTYPE)
         if X.ndim != 3:
             raise ValueError(f"X must have shape [P, m, n] (P training sets), got {list(X.shape)}")

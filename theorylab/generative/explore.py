@@ -8,7 +8,8 @@ import math
 import torch
 
 from ..utils.threads import single_threaded
-from ._checks import DTYPE, _count, _warn_unconverged
+from ..utils.validation import check_int, check_integers, check_real, check_tensor
+from ._checks import DTYPE, _warn_unconverged
 from .curves import (
     nb_prefix_fits,
     random_orders,
@@ -44,8 +45,21 @@ def explore_table(ns=EXPLORE_GRID["ns"], n_classes=EXPLORE_GRID["n_classes"],
     ``THEORYLAB_SEED = 0`` (:func:`stored_explore_table`); the full table takes a minute or two on one core.
     """
     from ..seeding import seed as named_stream
-    streams = _count("streams", streams, 2)
-    n_test = _count("n_test", n_test)
+    streams = check_int("streams", streams, low=2)
+    n_test = check_int("n_test", n_test, low=1)
+    # every grid as a list of Python numbers (they name the table's keys and streams)
+    ns = check_integers("ns", ns, ndim=1, low=1).tolist()
+    n_classes = check_integers("n_classes", n_classes, ndim=1, low=2).tolist()
+    sizes = check_integers("sizes", sizes, ndim=1, low=1).tolist()
+    correlations = [check_real("correlations", rho, low=0, high=1, high_open=True)
+                    for rho in check_tensor("correlations", correlations, ndim=1, dtype=DTYPE).tolist()]
+    if seed is not None:
+        seed = check_int("seed", seed, low=0)
+    for K in n_classes:
+        for n in ns:
+            if not any(2 * K <= m <= 12 * n for m in sizes):
+                raise ValueError(f"sizes must hold a size m with 2K ≤ m ≤ 12n for every (n, K), none for "
+                                 f"n = {n}, K = {K}: got {sizes}")
     table = {}
     for K in n_classes:
         for n in ns:

@@ -11,8 +11,8 @@ from scipy import stats
 
 from ..seeding import make_generator, resolve_seed
 from ..utils.threads import single_threaded
-from ..utils.validation import check_real, check_tensor
-from ._checks import DTYPE, _count, _positive
+from ..utils.validation import check_int, check_real, check_tensor
+from ._checks import DTYPE
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Mixture:
     def sample(self, m: int, seed: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``m`` samples: ``X`` [m, n] float64, ``y`` [m] int64 (labels uniform on the classes)."""
         seed = resolve_seed(seed, "generative.Mixture.sample")
-        m = _count("m", m)
+        m = check_int("m", m, low=1)
         gen = make_generator(seed)
         y = torch.randint(0, self.n_classes, (m,), generator=gen)
         z = torch.randn(m, self.n_features, generator=gen, dtype=DTYPE)
@@ -240,10 +240,10 @@ def mixture(n: int, *, n_classes: int = 2, correlation: float = 0.0, mean_scale:
     With ``mean_scale = 1`` every unit-variance feature separates classes 0 and 1 by two standard
     deviations, whatever ``n``: the per-feature signal stays bounded away from zero.
     """
-    n = _count("n", n)
-    n_classes = _count("n_classes", n_classes, 2)
+    n = check_int("n", n, low=1)
+    n_classes = check_int("n_classes", n_classes, low=2)
     correlation = check_real("correlation", correlation, low=0, high=1, high_open=True)
-    mean_scale = _positive("mean_scale", mean_scale)
+    mean_scale = check_real("mean_scale", mean_scale, low=0, low_open=True)
     levels = torch.tensor([-1.0] + [2.0 ** (k - 1) for k in range(1, n_classes)], dtype=DTYPE)
     means = mean_scale * levels[:, None] * torch.ones(n, dtype=DTYPE)
     std = torch.ones(n, dtype=DTYPE)

@@ -9,8 +9,8 @@ from sklearn.base import BaseEstimator
 
 from ..seeding import resolve_seed
 from ..utils.threads import single_threaded
-from ..utils.validation import check_real
-from ._checks import DTYPE, _count, _features, _labels
+from ..utils.validation import check_int, check_real
+from ._checks import DTYPE, _features, _labels
 from .curves import (
     _error_rates,
 )
@@ -60,8 +60,9 @@ def samples_to_reach(learner, sampler: Callable, target_error: float, *, n_test:
     if not callable(sampler):
         raise TypeError(f"sampler must be callable, got {sampler!r}")
     target_error = check_real("target_error", target_error, low=0, high=1, low_open=True, high_open=True)
-    n_test, repeats = _count("n_test", n_test), _count("repeats", repeats)
+    n_test, repeats = check_int("n_test", n_test, low=1), check_int("repeats", repeats, low=1)
     rtol = check_real("rtol", rtol, low=0, high=1, high_open=True)
+    m_max = check_int("m_max", m_max, low=1)
     X_test, y_test = sampler(n_test, seed=seed)
     X_test = _features(X_test, "X_test")
     y_test, K = _labels(y_test, X_test.shape[0], "y_test")

@@ -14,7 +14,7 @@ from ..seeding import resolve_seed
 from ..utils.numerics import first_crossing as shared_first_crossing
 from ..utils.threads import single_threaded
 from ..utils.validation import check_instance, check_int, check_real, check_tensor
-from ._checks import DTYPE, _count
+from ._checks import DTYPE
 from .estimators import (
     nb_parameters,
 )
@@ -249,7 +249,7 @@ def nb_error_simulation(mixture: Mixture, m: int, *, repeats: int, seed: int | N
     check_instance("mixture", mixture, Mixture)
     if mixture.n_classes != 2:
         raise ValueError(f"the simulation is for two classes, got a mixture with {mixture.n_classes}")
-    m, repeats = _count("m", m, 3), _count("repeats", repeats)
+    m, repeats = check_int("m", m, low=3), check_int("repeats", repeats, low=1)
     n, rho = mixture.n_features, mixture.correlation
     rng = np.random.default_rng(seed)
     errors = []
@@ -297,7 +297,7 @@ def bootstrap_crossings(m_grid, curves, level: float, *, draws: int,
     curves = check_tensor("curves", curves, dtype=DTYPE)
     if curves.ndim != 2:
         raise ValueError(f"curves must have shape [streams, sizes], got {list(curves.shape)}")
-    draws = _count("draws", draws)
+    draws = check_int("draws", draws, low=1)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     S = curves.shape[0]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 __all__ = ["check_int", "check_real", "check_bool", "check_float_dtype", "check_tensor", "check_choice",
-           "check_same_shape", "check_instance"]
+           "check_same_shape", "check_instance", "check_integers"]
 
 
 def _is_bool(value) -> bool:
@@ -122,6 +122,42 @@ def check_tensor(name: str, value, *, ndim: int | None = None, dtype: torch.dtyp
         raise ValueError(f"{name} must be non-negative, got a minimum of {tensor.min().item():.4g}")
     if positive and (tensor <= 0).any():
         raise ValueError(f"{name} must be positive, got a minimum of {tensor.min().item():.4g}")
+    return tensor
+
+
+def check_integers(name: str, value, *, ndim: int | None = None, low: int | None = None,
+                   high: int | None = None, nonempty: bool = True) -> torch.Tensor:
+    """``value`` (a tensor, array or nested list of integers: sizes, indices, labels) as an int64 tensor on
+    its device, checked.
+
+    Integer dtypes and integer-valued floats are accepted; strings, None, bools, complex numbers,
+    fractional or non-finite values are not. ``ndim`` is the required number of dimensions; every entry
+    must lie in ``[low, high]``.
+    """
+    wrong_type = TypeError(f"{name} must be a tensor or an array of integers, got {type(value).__name__}")
+    if isinstance(value, str | bytes) or value is None:
+        raise wrong_type
+    try:
+        tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong_type from None
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must hold integers, got dtype {tensor.dtype}")
+    if ndim is not None and tensor.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {list(tensor.shape)}")
+    if nonempty and tensor.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {list(tensor.shape)}")
+    if tensor.is_floating_point():
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{name} must hold finite integers, got NaN or infinity")
+        if (tensor != tensor.round()).any():
+            raise ValueError(f"{name} must hold integers, got fractional values such as "
+                             f"{tensor[tensor != tensor.round()][0].item()!r}")
+    tensor = tensor.to(torch.int64)
+    if tensor.numel() and low is not None and int(tensor.min()) < low:
+        raise ValueError(f"{name} must hold integers ≥ {low}, got a minimum of {int(tensor.min())}")
+    if tensor.numel() and high is not None and int(tensor.max()) > high:
+        raise ValueError(f"{name} must hold integers ≤ {high}, got a maximum of {int(tensor.max())}")
     return tensor
 
 
