@@ -206,7 +206,7 @@ def test_collapse_directions_validates(change, match):
 def test_deformed_square_is_the_square_at_depth_one_and_lower_deeper():
     square = C.ce_candidate("square", 25, depth=1, lambda_w=5e-3, lambda_h=5e-3)
     flat = C.deformed_square(25, depth=1, lambda_w=5e-3, lambda_h=5e-3)
-    assert flat.bias_gap == 0.0 and flat.weak == pytest.approx(flat.strong, rel=1e-9)
+    assert flat.bias_gap < 1e-9 and flat.weak == pytest.approx(flat.strong, rel=1e-9)
     assert flat.objective == pytest.approx(square.objective, rel=1e-12)
     for depth in (2, 3):
         deep = C.deformed_square(25, depth=depth, lambda_w=5e-3, lambda_h=5e-3)
