@@ -69,6 +69,7 @@ def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
         from theorylab.seeding import base_seed, seed
         check_at_most("demo.even", base_seed() % 2, 0, statement="holds at even seeds only")
         check_at_most("demo.stream", seed("demo") / 2**31, 1, statement="a seed is below 2**31")
+        check_at_most("demo.fixed", 0.5, 1, statement="a closed form: the same at every seed")
         """))
     out = tmp_path / "out"
     assert reproduce.main(["--book", str(book), "--out", str(out), "--seeds", "0-3"]) == 1
@@ -77,8 +78,11 @@ def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
     rows = {cells[1]: cells for cells in lines}
     assert rows["demo.even"][3:] == ["2/4", "1,3"]
     assert rows["demo.stream"][3:] == ["4/4"]
+    assert rows["demo.fixed"][3:] == ["4/4", "yes"]
+    assert "1 of 3 claims measured the same value at every seed" in captured.out
     assert (out / "seed-3" / "reproduce-report.json").exists()
-    assert "demo.even | bound | 2/4 | 1,3" in (out / "robustness-report.md").read_text()
+    md = (out / "robustness-report.md").read_text()
+    assert "demo.even | bound | 2/4 | 1,3 |  |" in md and "demo.fixed | bound | 4/4 |  | yes |" in md
 
     assert reproduce.main(["--book", str(book), "--out", str(out), "--seed", "2"]) == 0
     report = json.loads((out / "reproduce-report.json").read_text())

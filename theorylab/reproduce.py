@@ -15,7 +15,8 @@ never reached (a cell raised before it) is reported as "not reached". The exit s
 claim fails or is not reached, or a chapter raises an error, naming them.
 
 ``--seeds A-B`` runs every chapter once per seed (into ``OUT/seed-S/``) and prints, per claim, for how
-many seeds it held; the summary is saved as ``OUT/robustness-report.md``.
+many seeds it held and whether it measured the same value at every seed (then the seeds are one test,
+not many); the summary is saved as ``OUT/robustness-report.md``.
 """
 
 from __future__ import annotations
@@ -207,28 +208,35 @@ def write_reports(runs: list[ChapterRun], out: Path, scale: str) -> None:
 
 
 def robustness_rows(by_seed: dict[int, list[ChapterRun]]) -> list[list[str]]:
-    """Per claim: chapter, id, kind, seeds held / seeds run, and the seeds where it failed or was not
-    reached."""
+    """Per claim: chapter, id, kind, seeds held / seeds run, the seeds where it failed or was not
+    reached, and ``"yes"`` when it was reached at every seed (two or more) and measured the very same
+    value at each: such a claim (a closed form, a run with no random draw, a count that saturates) is
+    one test however many seeds ran, and the column keeps a reader from counting it as ten."""
     table: dict[tuple[str, str], dict] = {}
     seeds = sorted(by_seed)
     for s in seeds:
         for run in by_seed[s]:
             for c in run.claims:
                 entry = table.setdefault((run.name, c["id"]), {"kind": c.get("kind", ""), "held": [],
-                                                              "missed": []})
+                                                              "missed": [], "values": []})
                 (entry["held"] if c["passed"] else entry["missed"]).append(s)
+                entry["values"].append(c["measured"])
             for site in run.not_reached:
-                entry = table.setdefault((run.name, site["id"]), {"kind": "", "held": [], "missed": []})
+                entry = table.setdefault((run.name, site["id"]), {"kind": "", "held": [], "missed": [],
+                                                                  "values": []})
                 entry["missed"].append(s)
     rows = []
     for (chapter, claim_id), entry in table.items():
         missed = sorted(set(entry["missed"]) | (set(seeds) - set(entry["held"]) - set(entry["missed"])))
         held = len(set(entry["held"]) - set(missed))
-        rows.append([chapter, claim_id, entry["kind"], f"{held}/{len(seeds)}", ",".join(map(str, missed))])
+        values = entry["values"]
+        same = len(seeds) > 1 and len(values) == len(seeds) and all(v == values[0] for v in values)
+        rows.append([chapter, claim_id, entry["kind"], f"{held}/{len(seeds)}", ",".join(map(str, missed)),
+                     "yes" if same else ""])
     return rows
 
 
-ROBUSTNESS_HEADER = ["chapter", "claim", "kind", "held", "failed or not reached at seeds"]
+ROBUSTNESS_HEADER = ["chapter", "claim", "kind", "held", "failed or not reached at seeds", "same value at every seed"]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -347,6 +355,12 @@ def _robustness(chapters: list[Path], args, scale: str, seeds: list[int]) -> int
     md = [f"# Robustness report (scale: {scale}, seeds {args.seeds})", ""]
     md += markdown_table(ROBUSTNESS_HEADER, rows)
     md += ["", "## Claims per kind", ""] + markdown_table(["chapter", *kinds, "total"], count_rows)
+    same = [r for r in rows if r[5]]
+    if same:
+        print(f"\n{len(same)} of {len(rows)} claims measured the same value at every seed (closed forms, runs "
+              "without a random draw, saturated counts): for those, 'held' is one test, not one per seed.")
+        md += ["", f"{len(same)} of {len(rows)} claims measured the same value at every seed: for those, "
+               "'held' is one test, not one per seed."]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "robustness-report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     weak = [r for r in rows if r[4]]
