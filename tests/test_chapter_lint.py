@@ -64,3 +64,49 @@ def test_proofs_are_not_numbered(chapter):
                 and not any(option.strip() in (":nonumber:", ":enumerated: false")
                             for option in lines[number:number + 4] if option.strip().startswith(":"))]
     assert not numbered, f"proofs without :nonumber: at lines {numbered}"
+
+
+CHECKS = {"check", "check_at_most", "check_at_least"}
+
+
+def builtin_extremes_in_claims(source: str) -> list[str]:
+    """Calls of Python's ``max``/``min`` (without ``key=``) whose value a claim checks: inside a check's
+    numbers, or assigned to a name that a check's numbers use. Python's ``max(0.0, nan)`` is ``0.0``, so a
+    NaN from a diverged run can vanish there and the claim pass; ``claims.largest``/``smallest`` keep it."""
+    import ast
+
+    tree = ast.parse(source)
+
+    def extremes(node):
+        return [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id in ("max", "min") and not any(k.arg == "key" for k in n.keywords)]
+
+    checked_nodes, checked_names = [], set()
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in CHECKS:
+            numbers = call.args[1:] + [k.value for k in call.keywords if k.arg != "statement"]
+            checked_nodes += numbers
+            checked_names |= {n.id for node in numbers for n in ast.walk(node) if isinstance(n, ast.Name)}
+    found = [n for node in checked_nodes for n in extremes(node)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if names & checked_names:
+                found += extremes(node.value)
+    return sorted({f"line {n.lineno}: {ast.unparse(n)[:80]}" for n in found})
+
+
+def test_builtin_extremes_in_claims_are_found():
+    source = ("from math import nan\nworst = max(0.0, nan)\ncheck_at_most('a.b', worst, 1, statement='s')\n"
+              "check('a.c', min(1.0, 2.0), 1.0, rtol=0.1, kind='identity', statement=f'{max(1, 2)}')\n"
+              "best = max(runs, key=len)\nfine = max(1, 2)\nprint(fine, best)\n")
+    assert builtin_extremes_in_claims(source) == ["line 2: max(0.0, nan)", "line 4: min(1.0, 2.0)"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_claims_do_not_reduce_with_python_max(chapter):
+    main, _ = programs(ROOT / "book" / chapter)
+    found = builtin_extremes_in_claims(main)
+    assert not found, ("a claim's number comes from Python's max/min, which drops a NaN that is not first; "
+                       "use theorylab.claims.largest/smallest:\n" + "\n".join(found))

@@ -42,6 +42,27 @@ def test_nan_never_passes():
         check_at_most("demo.nan-bound", float("nan"), 1.0, statement="nan")
 
 
+def test_largest_and_smallest_keep_a_nan_that_max_would_drop():
+    import numpy as np
+    import torch
+    nan = float("nan")
+    assert max(0.0, nan) == 0.0                      # the trap: a NaN after the first value is dropped
+    assert np.isnan(claims.largest(0.0, nan)) and np.isnan(claims.smallest([1.0, nan, 2.0]))
+    assert np.isnan(claims.largest(x for x in (torch.tensor([1.0, nan]), 3.0)))
+    with pytest.raises(ClaimFailed):
+        check_at_most("demo.nan-worst", claims.largest([1e-9, nan]), 1e-8, statement="worst of runs")
+    # numbers, tensors and arrays of any shape, or one iterable of them, as for max
+    assert claims.largest(1, 2.5, np.float64(-3.0)) == 2.5
+    assert claims.largest(3, 2.5) == 3 and isinstance(claims.smallest([4, np.int64(2)]), int)   # as max/min
+    assert claims.largest(torch.tensor([[1.0, 4.0], [2.0, 3.0]]), np.array([0.5])) == 4.0
+    assert claims.smallest(torch.tensor(7.0), [3, [2.0, 9.0]]) == 2.0
+    assert claims.largest([], default=0.0) == 0.0 and np.isnan(claims.largest((), default=nan))
+    with pytest.raises(ValueError, match="no values"):
+        claims.largest([])
+    with pytest.raises(TypeError, match="real numbers"):
+        claims.smallest([1.0, "2"])
+
+
 def test_accepts_tensors_and_numpy():
     import numpy as np
     import torch

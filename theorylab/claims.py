@@ -50,7 +50,7 @@ from .seeding import base_seed
 from .utils.validation import check_int
 
 __all__ = ["Claim", "ClaimFailed", "ClaimRefused", "KINDS", "check", "check_at_most", "check_at_least",
-           "RECORD", "ClaimSite", "find_claim_sites", "bonferroni_z"]
+           "largest", "smallest", "RECORD", "ClaimSite", "find_claim_sites", "bonferroni_z"]
 
 KINDS = ("prediction", "identity", "bound", "observation")
 RELATIONS = ("close", "<=", ">=")
@@ -275,6 +275,50 @@ def _check_bound(claim_id, measured, bound, relation, kind, se, statement) -> Cl
     ok = math.isfinite(m) and not math.isnan(b) and (m <= b if relation == "<=" else m >= b)
     return _record(Claim(claim_id, statement, m, b, relation, 0.0, 0.0, ok, _chapter(), kind, se,
                          base_seed()))
+
+
+def largest(*values, default=None) -> float:
+    """The largest of ``values`` (an int if it is one), and NaN if any of them is NaN: the way to reduce many
+    measurements to the one a claim checks (``check_at_most(id, largest(errors), tol, ...)``).
+
+    Python's ``max`` compares with ``>``, which is false for NaN, so it drops a NaN unless it comes
+    first: ``max(0.0, nan)`` is ``0.0``, and a claim on the worst of several diverged runs would pass.
+    ``values`` are numbers, tensors or arrays of any shape (every entry counts), or one iterable of
+    them, as for ``max``; with none at all, ``default`` is returned (a ``ValueError`` without one).
+    """
+    return _extreme(values, default, max, "largest")
+
+
+def smallest(*values, default=None) -> float:
+    """The smallest of ``values``, NaN if any is NaN; see :func:`largest`."""
+    return _extreme(values, default, min, "smallest")
+
+
+def _extreme(values, default, pick, name: str) -> float:
+    numbers: list[int | float] = []
+    _flatten(values[0] if len(values) == 1 else values, numbers, name)
+    if not numbers:
+        if default is None:
+            raise ValueError(f"{name}() was given no values; pass default= for an empty collection")
+        return _as_float("default", default)
+    return math.nan if any(math.isnan(x) for x in numbers) else pick(numbers)
+
+
+def _flatten(item, out: list[float], name: str) -> None:
+    if hasattr(item, "tolist"):              # a tensor or an array (any device), or a NumPy scalar
+        item = item.tolist()
+    if isinstance(item, int | float) and not isinstance(item, bool):
+        out.append(item)
+        return
+    if isinstance(item, bool | str | bytes) or item is None:
+        raise TypeError(f"{name}() takes real numbers, got {item!r}")
+    try:
+        entries = iter(item)
+    except TypeError:
+        out.append(_as_float(f"{name}() value", item))     # a 0-d object that converts, like float()
+        return
+    for entry in entries:
+        _flatten(entry, out, name)
 
 
 def _chapter() -> str:

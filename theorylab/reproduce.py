@@ -236,7 +236,8 @@ def robustness_rows(by_seed: dict[int, list[ChapterRun]]) -> list[list[str]]:
     return rows
 
 
-ROBUSTNESS_HEADER = ["chapter", "claim", "kind", "held", "failed or not reached at seeds", "same value at every seed"]
+ROBUSTNESS_HEADER = ["chapter", "claim", "kind", "held", "failed or not reached at seeds",
+                     "same value at every seed"]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -357,8 +358,9 @@ def _robustness(chapters: list[Path], args, scale: str, seeds: list[int]) -> int
     md += ["", "## Claims per kind", ""] + markdown_table(["chapter", *kinds, "total"], count_rows)
     same = [r for r in rows if r[5]]
     if same:
-        print(f"\n{len(same)} of {len(rows)} claims measured the same value at every seed (closed forms, runs "
-              "without a random draw, saturated counts): for those, 'held' is one test, not one per seed.")
+        print(f"\n{len(same)} of {len(rows)} claims measured the same value at every seed (closed forms, "
+              "runs without a random draw, saturated counts): for those, 'held' is one test, not one per "
+              "seed.")
         md += ["", f"{len(same)} of {len(rows)} claims measured the same value at every seed: for those, "
                "'held' is one test, not one per seed."]
     args.out.mkdir(parents=True, exist_ok=True)
