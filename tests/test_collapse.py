@@ -187,6 +187,40 @@ def test_collapse_directions_end_at_a_stationary_point_of_phi():
         assert abs(g[i].item() - phi.item()) < 1e-10
 
 
+def test_the_fold_is_where_the_non_zero_branch_is_born():
+    for depth, lam in ((2, 0.03), (3, 0.01)):
+        fold = C.fold_class_size(100, depth=depth, lambda_w=lam, lambda_h=lam)
+        assert C.stationary_points(fold * (1 - 1e-9), 100, depth=depth, lambda_w=lam, lambda_h=lam) == []
+        assert len(C.stationary_points(fold * (1 + 1e-9), 100, depth=depth, lambda_w=lam, lambda_h=lam)) == 2
+    assert C.fold_class_size(100, depth=2, lambda_w=0.03, lambda_h=0.03) == pytest.approx(16.0, rel=1e-12)
+    with pytest.raises(ValueError, match="depth"):
+        C.fold_class_size(100, depth=1, lambda_w=0.03, lambda_h=0.03)
+
+
+@pytest.mark.parametrize("size", [16.05, 17.0])
+def test_direction_descent_rate_is_the_decay_of_the_error(size):
+    """From a small displacement off the non-zero minimum, the error of the descent that
+    ``collapse_directions`` runs shrinks by the predicted factor per step."""
+    from theorylab.kernels import collapse_directions_reference
+    kw = dict(depth=2, lambda_w=0.03, lambda_h=0.03)
+    rho = C.direction_descent_rate(size, 100, lr=0.05, momentum=0.9, **kw)
+    a_star = C.largest_stationary_root(size, 100, **kw)
+    s_star = a_star ** 0.25
+    t_star = s_star**2 / (s_star**4 + 3.0)
+    one = torch.ones(1, dtype=torch.float64)
+
+    def error(steps):
+        a, _ = collapse_directions_reference(size * one, 100 * one, 0.03 * one, 0.03 * one, (s_star + 1e-4) * one,
+                                             t_star * one, depth=2, lr=0.05, momentum=0.9, n_steps=steps)
+        return abs(a.item() - a_star)
+
+    k1, k2 = 600, 1200
+    measured = (error(k2) / error(k1)) ** (1 / (k2 - k1))
+    assert measured == pytest.approx(rho, abs=1e-5)      # 1 − ρ is 2e-3 and 1.2e-2 here
+    with pytest.raises(ValueError, match="fold"):
+        C.direction_descent_rate(15.9, 100, lr=0.05, momentum=0.9, **kw)
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(depth=0), "depth"), (dict(lr=0.0), "lr"), (dict(momentum=1.0), "momentum"),
     (dict(n_steps=-1), "n_steps"),

@@ -79,7 +79,7 @@ def test_seeds_run_every_chapter_per_seed_and_count(tmp_path, capsys):
     assert rows["demo.even"][3:] == ["2/4", "1,3"]
     assert rows["demo.stream"][3:] == ["4/4"]
     assert rows["demo.fixed"][3:] == ["4/4", "yes"]
-    assert "1 of 3 claims measured the same value at every seed" in captured.out
+    assert "1 of 3 claims measured the same value at every seed" in captured.out.replace("\n", " ")
     assert (out / "seed-3" / "reproduce-report.json").exists()
     md = (out / "robustness-report.md").read_text()
     assert "demo.even | bound | 2/4 | 1,3 |  |" in md and "demo.fixed | bound | 4/4 |  | yes |" in md

@@ -36,6 +36,7 @@ from .utils.validation import check_choice, check_int, check_real, check_tensor
 
 __all__ = ["MSEOptimum", "NCMetrics", "UFMRun", "CECandidate", "lambda_bar", "per_direction_objective",
            "stationary_points", "largest_stationary_root", "stationary_objectives", "critical_class_size",
+           "fold_class_size", "direction_descent_rate",
            "mse_optimum", "ce_candidate", "DeformedSquare", "deformed_square", "ce_critical_point",
            "nc_metrics", "labels_for", "train_ufm", "ufm_objective_and_grads", "balanced_factors"]
 
@@ -182,6 +183,60 @@ def critical_class_size(total, *, depth: int, lambda_w, lambda_h) -> float:
     lam = lambda_bar(lambda_w, depth)
     shape = 1.0 if depth == 1 else depth**2 * (depth - 1) ** (-(depth - 1) / depth)
     return shape * total ** ((depth + 1) / depth) * lam * lam_h ** (1.0 / depth)
+
+
+def fold_class_size(total, *, depth: int, lambda_w, lambda_h) -> float:
+    """The smallest class size at which ``φ_k`` has a non-zero stationary point (``M ≥ 2``): there ``r_k``
+    equals the peak of ``x^{M−1}/(x^M + 1)²`` and the local minimum and maximum are born together (a fold).
+    Smaller classes can only end at ``a = 0``; just above it the new minimum is shallow (its curvature
+    vanishes like the square root of the distance), so descent converges slowly there."""
+    total = check_real("total", total, low=0, low_open=True)
+    depth = check_int("depth", depth, low=2)
+    lam_h = check_real("lambda_h", lambda_h, low=0, low_open=True)
+    lam = lambda_bar(lambda_w, depth)
+    x = ((depth - 1) / (depth + 1)) ** (1.0 / depth)
+    peak = x ** (depth - 1) / (x**depth + 1) ** 2
+    return total ** ((depth + 1) / depth) * lam * lam_h ** (1.0 / depth) / peak
+
+
+def direction_descent_rate(class_size, total, *, depth: int, lambda_w: float, lambda_h, lr: float,
+                           momentum: float) -> float:
+    """How fast momentum descent on one aligned, balanced class direction (the dynamics of
+    ``theorylab.kernels.collapse_directions``: layer value ``s``, feature coefficient ``t``, one ``λ_W`` for
+    every layer) settles into its non-zero local minimum: the spectral radius ``ρ`` of the step linearised
+    there, so an error shrinks like ``ρ^t`` and by a factor ``F`` in ``ln F / (−ln ρ)`` steps.
+
+    Per parameter the gradients are ``(n/N) r t s^{M−1} + λ_W s`` and ``r s^M/N + λ_H t`` with
+    ``r = s^M t − 1``; each eigenvalue ``h`` of their Jacobian gives the heavy-ball roots of
+    ``z² − (1 + μ − ηh) z + μ``. A ``ValueError`` when the direction has no non-zero minimum."""
+    n = check_real("class_size", class_size, low=0, low_open=True)
+    total = check_real("total", total, low=n)
+    depth = check_int("depth", depth, low=1)
+    lam_w = check_real("lambda_w", lambda_w, low=0, low_open=True)
+    lam_h = check_real("lambda_h", lambda_h, low=0, low_open=True)
+    lr = check_real("lr", lr, low=0, low_open=True)
+    momentum = check_real("momentum", momentum, low=0, high=1, high_open=True)
+    a = largest_stationary_root(n, total, depth=depth, lambda_w=lam_w, lambda_h=lam_h)
+    if a == 0.0:
+        raise ValueError(f"class_size {n:g} has no non-zero stationary point (below the fold at "
+                         f"{fold_class_size(total, depth=depth, lambda_w=lam_w, lambda_h=lam_h):g})"
+                         if depth >= 2 else f"class_size {n:g} has no non-zero stationary point")
+    s = a ** (1.0 / (2 * depth))
+    t = s**depth / (s ** (2 * depth) + total * lam_h)          # the feature's best coefficient given s
+
+    def gradient(x):
+        s_, t_ = x
+        r = s_**depth * t_ - 1
+        return torch.stack([n / total * r * t_ * s_ ** (depth - 1) + lam_w * s_,
+                            r * s_**depth / total + lam_h * t_])
+
+    jac = torch.autograd.functional.jacobian(gradient, torch.tensor([s, t], dtype=DTYPE))
+    radius = 0.0
+    for h in torch.linalg.eigvals(jac).real.tolist():       # real: the Jacobian is a positive diagonal
+        b = 1 + momentum - lr * h                              # times the symmetric Hessian of g(s, t)
+        roots = np.roots([1.0, -b, momentum])
+        radius = max(radius, float(np.abs(roots).max()))
+    return radius
 
 
 @dataclass(frozen=True)

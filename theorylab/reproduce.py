@@ -15,8 +15,8 @@ never reached (a cell raised before it) is reported as "not reached". The exit s
 claim fails or is not reached, or a chapter raises an error, naming them.
 
 ``--seeds A-B`` runs every chapter once per seed (into ``OUT/seed-S/``) and prints, per claim, for how
-many seeds it held and whether it measured the same value at every seed (then the seeds are one test,
-not many); the summary is saved as ``OUT/robustness-report.md``.
+many seeds it held and whether it measured the same value at every seed (for a claim with no random
+draw the seeds are one test, not many); the summary is saved as ``OUT/robustness-report.md``.
 """
 
 from __future__ import annotations
@@ -210,8 +210,9 @@ def write_reports(runs: list[ChapterRun], out: Path, scale: str) -> None:
 def robustness_rows(by_seed: dict[int, list[ChapterRun]]) -> list[list[str]]:
     """Per claim: chapter, id, kind, seeds held / seeds run, the seeds where it failed or was not
     reached, and ``"yes"`` when it was reached at every seed (two or more) and measured the very same
-    value at each: such a claim (a closed form, a run with no random draw, a count that saturates) is
-    one test however many seeds ran, and the column keeps a reader from counting it as ten."""
+    value at each. That is a hint, not a verdict: a claim with no random draw (its statement says so) is
+    one test however many seeds ran, while one whose runs from different random starts converge to the
+    same number, or a count that saturates, was tested afresh at each seed."""
     table: dict[tuple[str, str], dict] = {}
     seeds = sorted(by_seed)
     for s in seeds:
@@ -358,11 +359,11 @@ def _robustness(chapters: list[Path], args, scale: str, seeds: list[int]) -> int
     md += ["", "## Claims per kind", ""] + markdown_table(["chapter", *kinds, "total"], count_rows)
     same = [r for r in rows if r[5]]
     if same:
-        print(f"\n{len(same)} of {len(rows)} claims measured the same value at every seed (closed forms, "
-              "runs without a random draw, saturated counts): for those, 'held' is one test, not one per "
-              "seed.")
-        md += ["", f"{len(same)} of {len(rows)} claims measured the same value at every seed: for those, "
-               "'held' is one test, not one per seed."]
+        note = (f"{len(same)} of {len(rows)} claims measured the same value at every seed: those with no "
+                "random draw (their statements say so) are one test however many seeds ran; the others "
+                "converged to the same number from different random starts.")
+        print("\n" + note)
+        md += ["", note]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "robustness-report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     weak = [r for r in rows if r[4]]
