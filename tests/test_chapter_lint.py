@@ -72,7 +72,12 @@ CHECKS = {"check", "check_at_most", "check_at_least"}
 def builtin_extremes_in_claims(source: str) -> list[str]:
     """Calls of Python's ``max``/``min`` (without ``key=``) whose value a claim checks: inside a check's
     numbers, or assigned to a name that a check's numbers use. Python's ``max(0.0, nan)`` is ``0.0``, so a
-    NaN from a diverged run can vanish there and the claim pass; ``claims.largest``/``smallest`` keep it."""
+    NaN from a diverged run can vanish there and the claim pass; ``claims.largest``/``smallest`` keep it.
+
+    What it does not see: a value two assignments away from the check, checks called as attributes
+    (``claims.check``), reductions inside helper functions, ``sorted(...)[-1]``, ``np.nanmax``,
+    ``if x > worst`` accumulators, and counts of comparisons (``(x > t).sum()`` counts a NaN as passing
+    ``≤ t``; write ``(~(x <= t)).sum()``). Those are left to review."""
     import ast
 
     tree = ast.parse(source)

@@ -210,8 +210,9 @@ def test_direction_descent_rate_is_the_decay_of_the_error(size):
     one = torch.ones(1, dtype=torch.float64)
 
     def error(steps):
-        a, _ = collapse_directions_reference(size * one, 100 * one, 0.03 * one, 0.03 * one, (s_star + 1e-4) * one,
-                                             t_star * one, depth=2, lr=0.05, momentum=0.9, n_steps=steps)
+        a, _ = collapse_directions_reference(size * one, 100 * one, 0.03 * one, 0.03 * one,
+                                             (s_star + 1e-4) * one, t_star * one, depth=2, lr=0.05,
+                                             momentum=0.9, n_steps=steps)
         return abs(a.item() - a_star)
 
     k1, k2 = 600, 1200

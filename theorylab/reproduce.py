@@ -359,9 +359,10 @@ def _robustness(chapters: list[Path], args, scale: str, seeds: list[int]) -> int
     md += ["", "## Claims per kind", ""] + markdown_table(["chapter", *kinds, "total"], count_rows)
     same = [r for r in rows if r[5]]
     if same:
-        note = (f"{len(same)} of {len(rows)} claims measured the same value at every seed: those with no "
-                "random draw (their statements say so) are one test however many seeds ran; the others "
-                "converged to the same number from different random starts.")
+        note = (f"{len(same)} of {len(rows)} claims measured the same value at every seed. Some involve "
+                "no random draw (a closed form; chapter 8's statements say so) and are one test however many "
+                "seeds ran; others reached the same value from different random draws (runs converging to "
+                "the same point, counts at their maximum).")
         print("\n" + note)
         md += ["", note]
     args.out.mkdir(parents=True, exist_ok=True)
