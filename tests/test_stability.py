@@ -553,14 +553,18 @@ def test_the_clipping_threshold_rejects_sgd_past_the_chapter_grid(monkeypatch):
     straying and being pulled back by clipping in its second half. At seed 0, from the grid's first four
     initialisations with B = 1, at least one run at eta = 0.2 and every run at eta = 0.3 clip more than
     the threshold allows, at eta = 0.3 more than five times as much. (How far past the grid this starts
-    depends on the data set, that is on the seed.)"""
+    depends on the data set, that is on the seed.) Which runs at eta = 0.2 end at an interpolating minimum
+    is chaotic: it changes with the floating-point path (numpy's OpenBLAS with AVX2 or AVX-512 kernels gave
+    different runs), so the last check looks across eight initialisations and both engines."""
     runs = {eta: chapter_grid_runs(monkeypatch, 0, eta, range(4), "numpy") for eta in (0.2, 0.3)}
     shares = {eta: [st.clipped_fraction(run) for run in grid] for eta, grid in runs.items()}
     assert max(shares[0.2]) > CLIP_SHARE
     assert min(shares[0.3]) > 5 * CLIP_SHARE
     # the clipping claim catches something the interpolation claim does not: a run that ends at an
     # interpolating minimum (final loss at most 1e-6) and yet clipped more of its second half than allowed
-    assert any(run.final_loss <= 1e-6 and st.clipped_fraction(run) > CLIP_SHARE for run in runs[0.2])
+    wider = runs[0.2] + chapter_grid_runs(monkeypatch, 0, 0.2, range(4, 8), "numpy") \
+        + chapter_grid_runs(monkeypatch, 0, 0.2, range(8), "torch")
+    assert any(run.final_loss <= 1e-6 and st.clipped_fraction(run) > CLIP_SHARE for run in wider)
 
 
 def test_train_many_equals_separate_runs_and_records_a_monitor():

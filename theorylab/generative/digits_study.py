@@ -34,11 +34,12 @@ from .curves import lr_prefix_fits, nb_prefix_fits, random_orders, test_errors
 from .digits import pretrained_digit_features
 
 __all__ = ["GRID", "SPLITS", "POOL", "SMALL", "LARGE", "SEEDS", "NETWORKS", "STUDY_FILE", "DigitStudy",
-           "digit_study", "stored_study", "write_study", "main"]
+           "digit_study", "stored_study", "write_study", "one_image", "main"]
 
 GRID = (10, 20, 30, 50, 100, 200, 300, 600)   # training sizes m along each split (10 classes)
 SPLITS = 8                                    # random splits of a network's held-out half
 POOL = 600                                    # training stream per split; the other 299 images: the test set
+TEST_IMAGES = 299                             # held-out half (899 images) minus POOL
 SMALL, LARGE = (20, 30, 50), (300, 600)       # the sizes of the two regimes (2–5 and 30–60 images per class)
 HIDDEN, STEPS = 32, 300                       # the pretrained network 64 → 32 → 10 and its Adam steps
 VAR_SMOOTHING = 1e-2                          # NB's relative variance smoothing on ReLU features
@@ -152,6 +153,14 @@ def write_study(path=None) -> None:
     path.write_text(json.dumps({"about": about, "rows": _study_rows()}, indent=1) + "\n")
 
 
+def one_image(sizes) -> float:
+    """How much a lead over ``sizes`` moves when one test image, in one split at one size, is decided the
+    other way: ``1/(TEST_IMAGES · SPLITS · len(sizes))``. An image that is a near-tie for NB or LR can fall
+    either way with the CPU's floating-point path (AVX2 or AVX-512 kernels): the recomputed leads match the
+    stored ones to rounding or by such a step, not necessarily bitwise."""
+    return 1.0 / (TEST_IMAGES * SPLITS * len(sizes))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m theorylab.generative.digits_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,10 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stored = stored_study()
     fresh = _study_rows()
-    worst = max(abs(row[key] - stored[key][i]) for i, row in enumerate(fresh)
-                for key in ("lead_small", "lead_large"))
-    print(f"largest difference from the stored leads: {worst:.2e}")
-    return 0 if worst <= 2e-6 else 1
+    # in units of one test image decided the other way (see one_image); 2e-6 is the file's rounding
+    steps = [abs(row[key] - stored[key][i]) / one_image(sizes) for i, row in enumerate(fresh)
+             for key, sizes in (("lead_small", SMALL), ("lead_large", LARGE))]
+    moved = sum(step > 2e-6 / one_image(SMALL) for step in steps)
+    print(f"largest difference from the stored leads: {max(steps):.3f} test images; {moved} of {len(steps)} "
+          "leads differ by more than rounding")
+    return 0 if max(steps) <= 1 + 2e-6 / one_image(SMALL) else 1
 
 
 if __name__ == "__main__":
